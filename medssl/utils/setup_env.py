@@ -23,6 +23,7 @@ def register_all_modules(init_default_scope: bool = True) -> None:
     import mmselfsup.models  # noqa: F401
     import mmselfsup.visualization  # noqa: F401
 
+    import medssl  # noqa: F401  (installs the mmcv shim first)
     import medssl.datasets  # noqa: F401
     import medssl.engine  # noqa: F401
     import medssl.evaluation  # noqa: F401

@@ -1,0 +1,2 @@
+"""Collapse analysis and data-efficiency protocol (owner: analysis)."""
+__all__ = []

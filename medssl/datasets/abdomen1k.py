@@ -1,0 +1,2 @@
+"""AbdomenCT1KDataset (owner: data)."""
+__all__ = []

@@ -1,0 +1,2 @@
+"""BTCVDataset (owner: data)."""
+__all__ = []

@@ -1,0 +1,2 @@
+"""CTSliceDataset (owner: data)."""
+__all__ = []

@@ -1,0 +1,2 @@
+"""CT phantoms (owner: data)."""
+__all__ = []

@@ -1,0 +1,2 @@
+"""HUWindow and HU-safe intensity augmentations (owner: data)."""
+__all__ = []

@@ -1,0 +1,2 @@
+"""LoadCTSlice (owner: data)."""
+__all__ = []

@@ -1,0 +1,2 @@
+"""View transforms that record crop/flip (owner: method)."""
+__all__ = []

@@ -1,0 +1,2 @@
+"""CollapseMonitorHook (owner: analysis)."""
+__all__ = []

@@ -1,0 +1,2 @@
+"""Non-finite loss guard (owner: lead)."""
+__all__ = []

@@ -1,0 +1,1 @@
+from .volume_dice import *  # noqa: F401,F403

@@ -1,0 +1,2 @@
+"""VolumeDiceMetric (owner: downstream)."""
+__all__ = []

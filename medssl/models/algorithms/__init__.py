@@ -1,0 +1,1 @@
+from .med_moco import *  # noqa: F401,F403

@@ -1,0 +1,2 @@
+"""MedMoCo (owner: method)."""
+__all__ = []

@@ -1,0 +1,1 @@
+from .whitened_resnet import *  # noqa: F401,F403

@@ -1,0 +1,2 @@
+"""WhitenedResNet (owner: downstream)."""
+__all__ = []

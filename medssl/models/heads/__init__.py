@@ -1,0 +1,1 @@
+from .local_patch_contrastive_head import *  # noqa: F401,F403

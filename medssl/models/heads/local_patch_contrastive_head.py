@@ -1,0 +1,2 @@
+"""LocalPatchContrastiveHead (owner: method)."""
+__all__ = []

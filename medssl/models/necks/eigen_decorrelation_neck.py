@@ -1,0 +1,2 @@
+"""EigenDecorrelationNeck (owner: method)."""
+__all__ = []

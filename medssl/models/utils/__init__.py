@@ -1,0 +1,1 @@
+from .whitening import *  # noqa: F401,F403

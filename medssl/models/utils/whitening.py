@@ -1,0 +1,2 @@
+"""Whitening functions (owner: method)."""
+__all__ = []
