@@ -19,6 +19,7 @@ then does nothing.
 
 Pure-PyTorch ops of ``mmcv.ops`` (e.g. ``point_sample``) keep working.
 """
+import importlib.machinery
 import importlib.util
 import sys
 import types
@@ -76,5 +77,12 @@ def install_mmcv_ext_shim() -> bool:
     if real_mmcv_ext_available():
         return False
     if PLACEHOLDER_NAME not in sys.modules:
-        sys.modules[PLACEHOLDER_NAME] = _ExtPlaceholder(PLACEHOLDER_NAME)
+        placeholder = _ExtPlaceholder(PLACEHOLDER_NAME)
+        # importlib.util.find_spec raises ValueError for a module in
+        # sys.modules without a spec; mmengine calls it (mmcv_full_available)
+        # and then only imports mmcv.ops classes for isinstance checks, which
+        # works with the placeholder.
+        placeholder.__spec__ = importlib.machinery.ModuleSpec(
+            PLACEHOLDER_NAME, loader=None)
+        sys.modules[PLACEHOLDER_NAME] = placeholder
     return True

@@ -1,0 +1,9 @@
+# ResNet-18 sizes of medmoco_r50_ct.py for CPU smoke runs on phantoms.
+_base_ = ['./medmoco_r50_ct.py']
+
+model = dict(
+    queue_len=64,  # a multiple of the global batch (4 per process x 1 or 2)
+    backbone=dict(depth=18),
+    neck=dict(in_channels=512, hid_channels=512, out_channels=128))
+local_head = dict(in_channels=256, hid_channels=128, grid_size=2)
+decorrelation = dict(in_channels=512, num_groups=16)

@@ -1,0 +1,10 @@
+# A few iterations for CPU smoke runs, same optimizer and a cosine decay.
+optimizer = dict(type='SGD', lr=0.03, weight_decay=1e-4, momentum=0.9)
+optim_wrapper = dict(type='OptimWrapper', optimizer=optimizer)
+max_iters = 6
+param_scheduler = [
+    dict(type='CosineAnnealingLR', T_max=max_iters, by_epoch=False, begin=0,
+         end=max_iters)
+]
+train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters)
+auto_scale_lr = dict(base_batch_size=256, enable=False)

@@ -1,0 +1,124 @@
+#!/usr/bin/env python
+"""Train a medssl config (pretraining or mmseg downstream) with mmengine's Runner.
+
+Examples::
+
+    python tools/train.py configs/selfsup/medmoco/mocov2-local-decor_r18_1xb4-6it_phantom.py
+    python tools/train.py CONFIG --resume            # continue from work_dir's latest checkpoint
+    python tools/train.py CONFIG --resume PATH.pth   # continue from a given checkpoint
+    bash tools/dist_train.sh CONFIG 8                # DDP on 8 GPUs (gloo on CPU)
+"""
+import argparse
+import os
+import os.path as osp
+
+from mmengine.config import Config, DictAction
+from mmengine.runner import Runner
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Train a medssl model')
+    parser.add_argument('config', help='train config file path')
+    parser.add_argument('--work-dir', help='the dir to save logs and models')
+    parser.add_argument(
+        '--resume',
+        nargs='?',
+        type=str,
+        const='auto',
+        help='resume training: without a value (or "auto") from the latest '
+        'checkpoint in the work dir, otherwise from the given checkpoint')
+    parser.add_argument(
+        '--amp', action='store_true', help='mixed precision training')
+    parser.add_argument(
+        '--auto-scale-lr',
+        action='store_true',
+        help='scale lr linearly with the real total batch size')
+    parser.add_argument(
+        '--dist-backend',
+        choices=['nccl', 'gloo', 'mpi'],
+        help='torch.distributed backend; default: the config\'s, switched to '
+        'gloo when CUDA is unavailable')
+    parser.add_argument('--seed', type=int, help='random seed')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override settings in the config, key=value, e.g. '
+        'train_dataloader.dataset.data_root=data/x model.local_weight=1.0')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def build_config(args: argparse.Namespace) -> Config:
+    """Config file + command line -> the config the Runner gets."""
+    cfg = Config.fromfile(args.config)
+    cfg.launcher = args.launcher
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+
+    # work_dir priority: CLI > config > ./work_dirs/<config name>
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(args.config))[0])
+
+    if args.amp:
+        optim_wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
+        assert optim_wrapper in ('OptimWrapper', 'AmpOptimWrapper'), \
+            '`--amp` is not supported for custom optimizer wrappers: set ' \
+            'optim_wrapper.type=AmpOptimWrapper in the config instead.'
+        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+
+    if args.auto_scale_lr:
+        cfg.setdefault('auto_scale_lr', dict(base_batch_size=256))
+        cfg.auto_scale_lr.enable = True
+
+    if args.resume == 'auto':
+        cfg.resume = True
+        cfg.load_from = None
+    elif args.resume is not None:
+        cfg.resume = True
+        cfg.load_from = args.resume
+
+    if args.seed is not None:
+        cfg.setdefault('randomness', dict())
+        cfg.randomness.seed = args.seed
+
+    _choose_dist_backend(cfg, args.dist_backend)
+    return cfg
+
+
+def _choose_dist_backend(cfg: Config, backend) -> None:
+    """nccl needs CUDA; on CPU-only machines gloo is the only choice."""
+    import torch
+    cfg.setdefault('env_cfg', dict())
+    cfg.env_cfg.setdefault('dist_cfg', dict(backend='nccl'))
+    if backend is not None:
+        cfg.env_cfg.dist_cfg.backend = backend
+    elif (cfg.env_cfg.dist_cfg.get('backend', 'nccl') == 'nccl'
+          and not torch.cuda.is_available()):
+        cfg.env_cfg.dist_cfg.backend = 'gloo'
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    # Registers medssl + mmselfsup + mmseg modules; installs the mmcv shim.
+    from medssl.utils import register_all_modules
+    register_all_modules(init_default_scope=False)
+    cfg = build_config(args)
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+
+
+if __name__ == '__main__':
+    main()
