@@ -46,7 +46,7 @@ def _node(attr: str, location: Optional[str] = None) -> FallbackRegistry:
         parent=parent,
         fallbacks=[getattr(mmseg_registry, attr)],
         scope='medssl',
-        locations=[location] if location else None)
+        locations=[location] if location else [])
 
 
 RUNNERS = _node('RUNNERS')

@@ -15,6 +15,8 @@ import os.path as osp
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
+from medssl.utils.launcher import setup_cpu_distributed
+
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Train a medssl model')
@@ -94,20 +96,13 @@ def build_config(args: argparse.Namespace) -> Config:
         cfg.setdefault('randomness', dict())
         cfg.randomness.seed = args.seed
 
-    _choose_dist_backend(cfg, args.dist_backend)
+    if args.dist_backend is not None:
+        cfg.setdefault('env_cfg', dict())
+        cfg.env_cfg.setdefault('dist_cfg', dict())
+        cfg.env_cfg.dist_cfg.backend = args.dist_backend
+    # CPU-only machine: gloo, and a process group mmengine can't make itself
+    setup_cpu_distributed(cfg)
     return cfg
-
-
-def _choose_dist_backend(cfg: Config, backend) -> None:
-    """nccl needs CUDA; on CPU-only machines gloo is the only choice."""
-    import torch
-    cfg.setdefault('env_cfg', dict())
-    cfg.env_cfg.setdefault('dist_cfg', dict(backend='nccl'))
-    if backend is not None:
-        cfg.env_cfg.dist_cfg.backend = backend
-    elif (cfg.env_cfg.dist_cfg.get('backend', 'nccl') == 'nccl'
-          and not torch.cuda.is_available()):
-        cfg.env_cfg.dist_cfg.backend = 'gloo'
 
 
 def main(argv=None) -> None:

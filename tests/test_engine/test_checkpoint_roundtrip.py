@@ -1,6 +1,6 @@
 """Runner checkpoints save and load back under torch >= 2.6 (weights_only default)."""
 import torch
-from conftest import ToyModel
+from toy_models import ToyModel
 from mmengine.runner import load_checkpoint
 
 

@@ -3,7 +3,7 @@ import copy
 
 import pytest
 import torch
-from conftest import ToyModel
+from toy_models import ToyModel
 
 from medssl.engine.hooks import NonFiniteLossError, NonFiniteLossHook
 

@@ -8,3 +8,4 @@ _base_ = [
 model = dict(local_head={{_base_.local_head}}, decorrelation={{_base_.decorrelation}})
 default_hooks = dict(
     logger=dict(interval=1), checkpoint=dict(interval=3, by_epoch=False))
+log_processor = dict(by_epoch=False)

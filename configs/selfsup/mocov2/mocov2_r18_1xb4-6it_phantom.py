@@ -11,3 +11,4 @@ model = dict(
     neck=dict(in_channels=512, hid_channels=512))
 default_hooks = dict(
     logger=dict(interval=1), checkpoint=dict(interval=3, by_epoch=False))
+log_processor = dict(by_epoch=False)

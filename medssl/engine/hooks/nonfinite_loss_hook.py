@@ -1,4 +1,5 @@
 """Stop (or skip) a training iteration whose loss is NaN or infinite."""
+import functools
 import math
 from typing import Dict, Optional, Tuple
 
@@ -89,12 +90,17 @@ class NonFiniteLossHook(Hook):
                 return
             step(**kwargs)
 
+        # keep the attributes mmengine's LR schedulers put on `step`
+        functools.update_wrapper(guarded_step, step)
         optim_wrapper.step = guarded_step
 
     @staticmethod
     def _bad_terms(log_vars: Dict[str, float],
                    loss: torch.Tensor) -> Optional[Dict[str, float]]:
-        values = {k: float(v) for k, v in log_vars.items() if 'loss' in k}
+        values = {
+            k: float(torch.as_tensor(v).detach())
+            for k, v in log_vars.items() if 'loss' in k
+        }
         bad = {k: v for k, v in values.items() if not math.isfinite(v)}
         flag = torch.tensor(
             [float(bool(bad) or not torch.isfinite(loss).all())],

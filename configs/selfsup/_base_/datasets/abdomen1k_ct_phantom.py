@@ -10,7 +10,7 @@ view_pipeline = [
     dict(type='RandomHUContrast', prob=0.8, contrast_range=(0.6, 1.4)),
     dict(type='RandomHUBrightness', prob=0.8, delta=0.1),
     dict(type='RandomGamma', prob=0.5, gamma_range=(0.7, 1.5)),
-    dict(type='RandomGaussianNoise', prob=0.3, std=0.02),
+    dict(type='RandomGaussianNoise', prob=0.3, std_range=(0.0, 0.03)),
     dict(type='RandomGaussianBlur', prob=0.5, sigma_range=(0.1, 2.0)),
 ]
 train_pipeline = [

@@ -1,0 +1,32 @@
+"""Launcher helpers shared by tools/train.py and tools/test.py."""
+import os
+
+import torch
+import torch.distributed as dist
+from mmengine.config import Config
+
+
+def setup_cpu_distributed(cfg: Config) -> None:
+    """Make ``--launcher pytorch`` work on machines without CUDA.
+
+    mmengine's ``init_dist`` always calls ``torch.cuda.set_device`` (an error
+    without CUDA) and DDP must not get a CUDA device id for a CPU model. On a
+    CPU-only machine this switches nccl to gloo, initialises the process
+    group itself from torchrun's environment (the Runner then skips its own
+    ``init_dist``) and wraps the model with ``device_ids=None``.
+    """
+    cfg.setdefault('env_cfg', dict())
+    cfg.env_cfg.setdefault('dist_cfg', dict(backend='nccl'))
+    if torch.cuda.is_available():
+        return
+    if cfg.env_cfg.dist_cfg.get('backend', 'nccl') == 'nccl':
+        cfg.env_cfg.dist_cfg.backend = 'gloo'
+    if cfg.get('launcher', 'none') == 'none':
+        return
+    cfg.setdefault('model_wrapper_cfg', dict(type='MMDistributedDataParallel'))
+    cfg.model_wrapper_cfg.device_ids = None
+    if cfg.launcher == 'pytorch' and not dist.is_initialized():
+        dist.init_process_group(
+            backend=cfg.env_cfg.dist_cfg.backend,
+            rank=int(os.environ['RANK']),
+            world_size=int(os.environ['WORLD_SIZE']))

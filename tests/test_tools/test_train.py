@@ -1,0 +1,197 @@
+"""tools/train.py on the tiny phantom configs: runs, resumes exactly, DDP on CPU."""
+import glob
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+TINY = {
+    'mocov2': 'configs/selfsup/mocov2/mocov2_r18_1xb4-6it_phantom.py',
+    'local': 'configs/selfsup/medmoco/mocov2-local_r18_1xb4-6it_phantom.py',
+    'decor': 'configs/selfsup/medmoco/mocov2-decor_r18_1xb4-6it_phantom.py',
+    'full':
+    'configs/selfsup/medmoco/mocov2-local-decor_r18_1xb4-6it_phantom.py',
+}
+
+
+def _train(config, work_dir, data_root, *extra):
+    from tools_train import main  # noqa: E402  (tools/ is put on sys.path)
+    main([
+        osp.join(REPO, config), '--work-dir', str(work_dir), '--cfg-options',
+        f'train_dataloader.dataset.data_root={data_root}',
+        # unique names: mmengine keeps loggers/visualizers per name, and
+        # several runs share this process
+        f'experiment_name={osp.basename(str(work_dir))}',
+        f'visualizer.name=vis_{osp.basename(str(work_dir))}', *extra
+    ])
+
+
+@pytest.fixture(autouse=True, scope='module')
+def _tools_on_path():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        'tools_train', osp.join(REPO, 'tools', 'train.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    sys.modules['tools_train'] = module
+    yield
+    sys.modules.pop('tools_train', None)
+
+
+def _child_config(tmp_path, base, module, hook):
+    """A config inheriting ``base`` that adds a hook from ``module``."""
+    path = tmp_path / f'with_{module}.py'
+    path.write_text(f"_base_ = ['{osp.join(REPO, base)}']\n"
+                    f"custom_imports = dict(imports=['{module}'])\n"
+                    f"custom_hooks = [{hook}]\n")
+    return str(path)
+
+
+def _losses(work_dir):
+    """iteration -> logged scalars, from the LocalVisBackend's scalars.json."""
+    files = glob.glob(osp.join(str(work_dir), '*', 'vis_data', 'scalars.json'))
+    out = {}
+    for f in files:
+        with open(f) as fh:
+            for line in fh:
+                rec = json.loads(line)
+                if 'loss' in rec:
+                    out[rec['step']] = rec
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('name', list(TINY))
+def test_tiny_config_trains(name, tmp_path, abdomen1k_slices_root):
+    _train(TINY[name], tmp_path, abdomen1k_slices_root,
+           'train_cfg.max_iters=2')
+    logs = _losses(tmp_path)
+    assert sorted(logs) == [1, 2]
+    for rec in logs.values():
+        assert torch.isfinite(torch.tensor(rec['loss']))
+    if name in ('local', 'full'):
+        assert all('loss_local' in r and r['loss_local'] > 0
+                   for r in logs.values())
+        assert all('loss_global' in r for r in logs.values())
+
+
+@pytest.mark.slow
+def test_kill_and_resume_continues_the_same_loss_curve(
+        tmp_path, abdomen1k_slices_root):
+    cfg = TINY['full']
+    _train(cfg, tmp_path / 'uninterrupted', abdomen1k_slices_root)
+    ref = _losses(tmp_path / 'uninterrupted')
+    assert sorted(ref) == [1, 2, 3, 4, 5, 6]
+
+    # Interrupted: checkpoint at iteration 3, killed during iteration 5.
+    interrupted = tmp_path / 'interrupted'
+    hook = tmp_path / 'kill_hook.py'
+    hook.write_text(textwrap.dedent('''
+        from mmengine.hooks import Hook
+        from medssl.registry import HOOKS
+
+        @HOOKS.register_module()
+        class KillAt(Hook):
+            def __init__(self, at):
+                self.at = at
+            def before_train_iter(self, runner, batch_idx, data_batch=None):
+                if runner.iter + 1 == self.at:
+                    raise KeyboardInterrupt('killed')
+    '''))
+    child = _child_config(tmp_path, cfg, 'kill_hook',
+                          "dict(type='KillAt', at=5)")
+    sys.path.insert(0, str(tmp_path))
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            _train(child, interrupted, abdomen1k_slices_root)
+    finally:
+        sys.path.remove(str(tmp_path))
+    assert osp.isfile(interrupted / 'iter_3.pth')
+    assert not osp.isfile(interrupted / 'iter_6.pth')
+    # the checkpoint carries the EMA key encoder, the queue and whitening
+    state = torch.load(interrupted / 'iter_3.pth', map_location='cpu',
+                       weights_only=False)['state_dict']
+    assert any(k.startswith('encoder_k.') for k in state)
+    assert {'queue', 'queue_ptr', 'decorrelation.running_mean',
+            'decorrelation.running_whitening'} <= set(state)
+
+    from tools_train import main
+    main([
+        osp.join(REPO, cfg), '--work-dir', str(interrupted), '--resume',
+        '--cfg-options',
+        f'train_dataloader.dataset.data_root={abdomen1k_slices_root}',
+        'experiment_name=resumed', 'visualizer.name=vis_resumed'
+    ])
+    resumed = _losses(interrupted)
+    for it in (4, 5, 6):
+        for key in ('loss', 'loss_global', 'loss_local'):
+            assert resumed[it][key] == pytest.approx(ref[it][key], rel=1e-5,
+                                                     abs=1e-6), (it, key)
+
+
+DUMP_HOOK = '''
+import torch, torch.distributed as dist
+from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
+from medssl.registry import HOOKS
+
+@HOOKS.register_module()
+class DumpWeights(Hook):
+    def after_run(self, runner):
+        model = runner.model.module if is_model_wrapper(runner.model) \\
+            else runner.model
+        rank = dist.get_rank() if dist.is_initialized() else 0
+        torch.save({k: v.detach().cpu() for k, v in
+                    model.state_dict().items()},
+                   f"{runner.work_dir}/weights_rank{rank}.pth")
+'''
+
+
+@pytest.mark.slow
+def test_dist_train_two_cpu_processes_end_identical(tmp_path,
+                                                    abdomen1k_slices_root):
+    (tmp_path / 'dump_hook.py').write_text(DUMP_HOOK)
+    child = _child_config(tmp_path, TINY['full'], 'dump_hook',
+                          "dict(type='DumpWeights')")
+    env = dict(os.environ, PYTHONPATH=f'{tmp_path}:{REPO}',
+               PORT=str(29500 + os.getpid() % 1000), OMP_NUM_THREADS='1')
+    env['PATH'] = osp.dirname(sys.executable) + os.pathsep + env['PATH']
+    work = tmp_path / 'work'
+    cmd = [
+        'bash', osp.join(REPO, 'tools', 'dist_train.sh'),
+        child, '2', '--work-dir', str(work), '--cfg-options',
+        f'train_dataloader.dataset.data_root={abdomen1k_slices_root}',
+        'train_cfg.max_iters=3'
+    ]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "'backend': 'gloo'" in proc.stdout + proc.stderr
+    w0 = torch.load(work / 'weights_rank0.pth')
+    w1 = torch.load(work / 'weights_rank1.pth')
+    assert w0.keys() == w1.keys()
+    # Parameters (query and EMA key encoder), the queue and the all-reduced
+    # whitening statistics are identical. BatchNorm running stats are
+    # per-rank by DDP's design (rank 0's are broadcast before each forward
+    # and saved), so they are left out.
+    bn_stats = ('running_mean', 'running_var', 'num_batches_tracked')
+    compared = [k for k in w0 if k.startswith('decorrelation.')
+                or not k.endswith(bn_stats)]
+    assert 'decorrelation.running_whitening' in compared
+    assert 'queue' in compared and 'backbone.layer4.1.conv2.weight' in compared
+    for k in compared:
+        torch.testing.assert_close(w0[k], w1[k], rtol=0, atol=0,
+                                   msg=lambda m, k=k: f'{k}: {m}')
+    # keys of both ranks went into the shared queue: 3 iterations x 2 ranks
+    # x 4 images (so the run really was distributed)
+    assert int(w0['queue_ptr']) == 3 * 2 * 4
+    # rank 0's checkpoint is what both ranks ended with
+    ckpt = torch.load(work / 'iter_3.pth', map_location='cpu',
+                      weights_only=False)['state_dict']
+    assert all(torch.equal(ckpt[k].cpu(), w0[k]) for k in compared)
