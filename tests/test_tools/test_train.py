@@ -53,9 +53,15 @@ def _child_config(tmp_path, base, module, hook):
     return str(path)
 
 
-def _losses(work_dir):
-    """iteration -> logged scalars, from the LocalVisBackend's scalars.json."""
-    files = glob.glob(osp.join(str(work_dir), '*', 'vis_data', 'scalars.json'))
+def _scalar_files(work_dir):
+    return set(
+        glob.glob(osp.join(str(work_dir), '*', 'vis_data', 'scalars.json')))
+
+
+def _losses(work_dir, skip=()):
+    """iteration -> logged scalars, from the LocalVisBackend's scalars.json
+    files of the runs in ``work_dir`` (except the files in ``skip``)."""
+    files = _scalar_files(work_dir) - set(skip)
     out = {}
     for f in files:
         with open(f) as fh:
@@ -112,6 +118,12 @@ def test_kill_and_resume_continues_the_same_loss_curve(
             _train(child, interrupted, abdomen1k_slices_root)
     finally:
         sys.path.remove(str(tmp_path))
+    before = _losses(interrupted)
+    # same seed, same config: the first iterations repeat exactly
+    assert sorted(before) == [1, 2, 3, 4]
+    for it in (1, 2, 3, 4):
+        assert before[it]['loss'] == ref[it]['loss']
+    first_run_files = _scalar_files(interrupted)
     assert osp.isfile(interrupted / 'iter_3.pth')
     assert not osp.isfile(interrupted / 'iter_6.pth')
     # the checkpoint carries the EMA key encoder, the queue and whitening
@@ -128,7 +140,8 @@ def test_kill_and_resume_continues_the_same_loss_curve(
         f'train_dataloader.dataset.data_root={abdomen1k_slices_root}',
         'experiment_name=resumed', 'visualizer.name=vis_resumed'
     ])
-    resumed = _losses(interrupted)
+    resumed = _losses(interrupted, skip=first_run_files)
+    assert sorted(resumed) == [4, 5, 6]
     for it in (4, 5, 6):
         for key in ('loss', 'loss_global', 'loss_local'):
             assert resumed[it][key] == pytest.approx(ref[it][key], rel=1e-5,
