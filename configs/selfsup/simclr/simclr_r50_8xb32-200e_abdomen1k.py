@@ -17,3 +17,20 @@ optim_wrapper = dict(
             'bias': dict(decay_mult=0, lars_exclude=True),
             'downsample.1': dict(decay_mult=0, lars_exclude=True),
         }))
+# 10 warm-up epochs (large-batch LARS recipes), then cosine to 0.
+param_scheduler = [
+    dict(
+        type='LinearLR',
+        start_factor=1e-4,
+        by_epoch=True,
+        begin=0,
+        end=10,
+        convert_to_iter_based=True),
+    dict(
+        type='CosineAnnealingLR',
+        T_max=190,
+        by_epoch=True,
+        begin=10,
+        end=200,
+        convert_to_iter_based=True)
+]

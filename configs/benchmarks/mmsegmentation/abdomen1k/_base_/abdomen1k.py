@@ -1,0 +1,10 @@
+# AbdomenCT-1K segmentation (liver, kidney, spleen, pancreas) on converted
+# slices. The converter only writes splits/pretrain.txt: make
+# splits/train.txt and splits/val.txt (slice names, split BY VOLUME) before
+# fine-tuning here. Pipelines are the BTCV ones.
+_base_ = ['../../btcv/_base_/datasets/btcv.py']
+dataset_type = 'AbdomenCT1KDataset'
+data_root = 'data/abdomen1k_slices/'
+train_dataloader = dict(dataset=dict(type=dataset_type, data_root=data_root))
+val_dataloader = dict(dataset=dict(type=dataset_type, data_root=data_root))
+test_dataloader = val_dataloader
