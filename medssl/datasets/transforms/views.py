@@ -1,2 +1,148 @@
-"""View transforms that record crop/flip (owner: method)."""
-__all__ = []
+"""View transforms that record their crop box and flip.
+
+The local patch loss of MedMoCo (Hassanpour et al., ISBI 2024, arXiv
+2402.14611) needs to know where each view came from to match the same
+physical cells in both views. These transforms behave like mmselfsup's
+``RandomResizedCrop`` / a horizontal flip / ``MultiView``, and record:
+
+* ``crop_bbox = (x0, y0, x1, y1)``: the crop in original-slice pixel
+  coordinates, continuous (pixel i covers [i, i+1)), floats;
+* ``flip``: whether the view was flipped horizontally (after the crop);
+* ``view_params``: list (one per view) of
+  ``dict(crop_bbox, flip, img_shape=(h, w))``.
+
+Images are float32 (H, W, C) (HU-windowed); resizing uses cv2 on floats.
+"""
+import copy
+import random
+from typing import List, Optional, Sequence, Union
+
+import cv2
+import numpy as np
+from mmcv.transforms import BaseTransform
+from mmselfsup.datasets.transforms import MultiView
+from mmselfsup.datasets.transforms import \
+    RandomResizedCrop as _SelfSupRandomResizedCrop
+
+from medssl.registry import TRANSFORMS
+
+__all__ = [
+    'RandomResizedCropWithParams', 'RandomFlipWithParams',
+    'MultiViewWithParams'
+]
+
+_CV2_INTERP = {
+    'nearest': cv2.INTER_NEAREST,
+    'bilinear': cv2.INTER_LINEAR,
+    'bicubic': cv2.INTER_CUBIC,
+    'area': cv2.INTER_AREA,
+    'lanczos': cv2.INTER_LANCZOS4,
+}
+
+
+def _resize_float(img: np.ndarray, size_hw: Sequence[int],
+                  interpolation: str) -> np.ndarray:
+    """cv2 resize that keeps float dtype and a trailing channel axis."""
+    h, w = int(size_hw[0]), int(size_hw[1])
+    out = cv2.resize(
+        img, (w, h), interpolation=_CV2_INTERP[interpolation])
+    if img.ndim == 3 and out.ndim == 2:  # cv2 drops a channel axis of 1
+        out = out[..., None]
+    return out
+
+
+@TRANSFORMS.register_module()
+class RandomResizedCropWithParams(_SelfSupRandomResizedCrop):
+    """mmselfsup ``RandomResizedCrop`` that records ``crop_bbox``.
+
+    Same arguments as mmselfsup's ``RandomResizedCrop`` (``size``, ``scale``,
+    ``ratio``, ``max_attempts``, ``interpolation``); the resize is done with
+    cv2 on the float image (no uint8 round trip).
+
+    Added keys: ``crop_bbox`` (x0, y0, x1, y1) floats in original pixels,
+    ``img_shape``. If ``crop_bbox`` is already present (an earlier crop),
+    the new box is composed with it so it stays in original coordinates.
+    """
+
+    def transform(self, results: dict) -> dict:
+        img = results['img']
+        in_h, in_w = img.shape[:2]
+        ymin, xmin, ymax, xmax = self.get_params(img, self.scale, self.ratio,
+                                                 self.max_attempts)
+        crop = img[ymin:ymax + 1, xmin:xmax + 1]
+        out = _resize_float(crop, self.size, self.interpolation)
+        # Continuous box of the crop in the input's pixel coordinates.
+        box = np.array([xmin, ymin, xmax + 1, ymax + 1], dtype=np.float64)
+        prev = results.get('crop_bbox')
+        if prev is not None:
+            if results.get('flip', False):
+                raise ValueError('crop after a recorded flip is not supported')
+            px0, py0, px1, py1 = prev
+            sx, sy = (px1 - px0) / in_w, (py1 - py0) / in_h
+            box = np.array([
+                px0 + box[0] * sx, py0 + box[1] * sy, px0 + box[2] * sx,
+                py0 + box[3] * sy
+            ])
+        results['img'] = out
+        results['img_shape'] = out.shape[:2]
+        results['crop_bbox'] = tuple(float(v) for v in box)
+        return results
+
+
+@TRANSFORMS.register_module()
+class RandomFlipWithParams(BaseTransform):
+    """Horizontal flip with probability ``prob`` that records ``flip``.
+
+    Args:
+        prob: flip probability.
+
+    Added keys: ``flip`` (bool; toggled if already present).
+    """
+
+    def __init__(self, prob: float = 0.5) -> None:
+        assert 0.0 <= prob <= 1.0
+        self.prob = prob
+
+    def transform(self, results: dict) -> dict:
+        do_flip = random.random() < self.prob
+        if do_flip:
+            results['img'] = np.ascontiguousarray(results['img'][:, ::-1])
+        results['flip'] = bool(results.get('flip', False)) ^ do_flip
+        return results
+
+    def __repr__(self) -> str:
+        return f'{self.__class__.__name__}(prob={self.prob})'
+
+
+@TRANSFORMS.register_module()
+class MultiViewWithParams(MultiView):
+    """mmselfsup ``MultiView`` that also collects each view's parameters.
+
+    Same arguments as ``MultiView`` (``transforms``, ``num_views``). Adds
+    ``results['view_params']``: list (one per view) of
+    ``dict(crop_bbox=(x0, y0, x1, y1), flip=bool, img_shape=(h, w))``.
+    A view without a crop gets the full-image box, without a flip
+    ``flip=False``. Use ``PackSelfSupInputs(key='img',
+    meta_keys=['view_params'])`` to move it to ``data_sample.metainfo``.
+    """
+
+    def __init__(self, transforms: List[List], num_views: Union[int,
+                                                               List[int]]):
+        super().__init__(transforms=transforms, num_views=num_views)
+
+    def transform(self, results: dict) -> Optional[dict]:
+        h, w = results['img'].shape[:2]
+        imgs, params = [], []
+        for trans in self.transforms:
+            outputs = trans(copy.deepcopy(results))
+            imgs.append(outputs['img'])
+            params.append(
+                dict(
+                    crop_bbox=tuple(
+                        float(v) for v in outputs.get(
+                            'crop_bbox', (0.0, 0.0, float(w), float(h)))),
+                    flip=bool(outputs.get('flip', False)),
+                    img_shape=tuple(int(v) for v in outputs['img'].shape[:2])))
+        results['img'] = imgs
+        results['view_params'] = params
+        return results

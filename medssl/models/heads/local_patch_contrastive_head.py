@@ -1,2 +1,246 @@
-"""LocalPatchContrastiveHead (owner: method)."""
-__all__ = []
+"""LocalPatchContrastiveHead: InfoNCE between matching cells of two views."""
+from typing import List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmengine.model import BaseModule
+from torchvision.ops import roi_align
+
+from medssl.registry import MODELS
+
+__all__ = ['LocalPatchContrastiveHead', 'overlap_grid_boxes']
+
+
+def _view_box(cell: Tuple[float, float, float, float], params: dict
+              ) -> Tuple[float, float, float, float]:
+    """Map a box in original-slice pixels into a view's pixel coordinates.
+
+    The view is ``crop_bbox`` resized to ``img_shape`` and then optionally
+    flipped horizontally (x' = w - x).
+    """
+    x0, y0, x1, y1 = params['crop_bbox']
+    h, w = params['img_shape'][:2]
+    sx, sy = w / (x1 - x0), h / (y1 - y0)
+    cx0, cy0, cx1, cy1 = cell
+    vx0, vx1 = (cx0 - x0) * sx, (cx1 - x0) * sx
+    vy0, vy1 = (cy0 - y0) * sy, (cy1 - y0) * sy
+    if params.get('flip', False):
+        vx0, vx1 = w - vx1, w - vx0
+    return vx0, vy0, vx1, vy1
+
+
+def overlap_grid_boxes(params_a: dict, params_b: dict, grid_size: int
+                       ) -> Tuple[torch.Tensor, torch.Tensor, bool]:
+    """G x G grid over the overlap of two views, in each view's pixels.
+
+    Args:
+        params_a, params_b: ``dict(crop_bbox=(x0, y0, x1, y1), flip=bool,
+            img_shape=(h, w))`` of the two views (original-slice pixels).
+        grid_size: G.
+
+    Returns:
+        boxes_a, boxes_b: (G*G, 4) float64 (x0, y0, x1, y1) in view pixels;
+            cell k = row-major (row, col) of the *physical* grid, so
+            boxes_a[k] and boxes_b[k] cover the same anatomy.
+        valid: False if the crops do not overlap (boxes are then the full
+            views, and must not be used as positives).
+    """
+    ax0, ay0, ax1, ay1 = params_a['crop_bbox']
+    bx0, by0, bx1, by1 = params_b['crop_bbox']
+    ox0, oy0 = max(ax0, bx0), max(ay0, by0)
+    ox1, oy1 = min(ax1, bx1), min(ay1, by1)
+    valid = ox1 > ox0 and oy1 > oy0
+    if not valid:  # placeholder geometry, masked out by the caller
+        ox0, oy0, ox1, oy1 = ax0, ay0, ax1, ay1
+    cw, ch = (ox1 - ox0) / grid_size, (oy1 - oy0) / grid_size
+    boxes_a, boxes_b = [], []
+    for r in range(grid_size):
+        for c in range(grid_size):
+            cell = (ox0 + c * cw, oy0 + r * ch, ox0 + (c + 1) * cw,
+                    oy0 + (r + 1) * ch)
+            boxes_a.append(_view_box(cell, params_a))
+            boxes_b.append(
+                _view_box(cell, params_b) if valid else _view_box(
+                    cell, params_a))
+    return (torch.tensor(boxes_a, dtype=torch.float64),
+            torch.tensor(boxes_b, dtype=torch.float64), bool(valid))
+
+
+@MODELS.register_module()
+class LocalPatchContrastiveHead(BaseModule):
+    """Local feature learning head (contribution 1 of Hassanpour et al.,
+    "Overcoming Dimensional Collapse in Self-supervised Contrastive Learning
+    for Medical Image Segmentation", ISBI 2024, arXiv 2402.14611).
+
+    A G x G grid of cells is laid over the region both views share; each cell
+    is RoIAlign-pooled (bilinear, ``aligned=True``) from each view's backbone
+    feature map (N, C, h, w) into a C-vector, projected by a small MLP
+    (1x1 conv - ReLU - 1x1 conv, applied to the pooled (K, C, 1, 1)) and
+    L2-normalised. InfoNCE per query cell: the positive is the same physical
+    cell from the key encoder; negatives are the other cells of the same
+    image, all cells of the other images of the batch, and optionally a
+    queue of past key cells. Images whose views do not overlap are left out.
+
+    Args:
+        in_channels: channels of the backbone stage (R50 layer3: 1024,
+            R18 layer3: 256).
+        hid_channels: projector hidden channels.
+        out_channels: embedding dimension D.
+        grid_size: G.
+        temperature: InfoNCE temperature.
+        loss_weight: multiplies the head's loss (MedMoCo applies its own
+            ``local_weight`` on top).
+        queue_len: length of a queue of key cells used as extra negatives
+            (0 = off).
+        sampling_ratio: RoIAlign samples per bin side (-1 = adaptive).
+    """
+
+    def __init__(self,
+                 in_channels: int,
+                 hid_channels: int,
+                 out_channels: int = 128,
+                 grid_size: int = 4,
+                 temperature: float = 0.2,
+                 loss_weight: float = 1.0,
+                 queue_len: int = 0,
+                 sampling_ratio: int = -1,
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg)
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.grid_size = grid_size
+        self.temperature = temperature
+        self.loss_weight = loss_weight
+        self.queue_len = queue_len
+        self.sampling_ratio = sampling_ratio
+        self.projector = nn.Sequential(
+            nn.Conv2d(in_channels, hid_channels, 1), nn.ReLU(inplace=True),
+            nn.Conv2d(hid_channels, out_channels, 1))
+        if queue_len > 0:
+            self.register_buffer(
+                'queue',
+                F.normalize(torch.randn(out_channels, queue_len), dim=0))
+            self.register_buffer('queue_ptr', torch.zeros(1, dtype=torch.long))
+
+    @property
+    def num_cells(self) -> int:
+        return self.grid_size * self.grid_size
+
+    def grid_boxes(self, view_params: Sequence[Sequence[dict]],
+                   index_a: int = 0, index_b: int = 1
+                   ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Cell boxes of a batch.
+
+        Args:
+            view_params: per image, the list of view dicts.
+            index_a, index_b: which views (query, key).
+
+        Returns:
+            boxes_a, boxes_b (N, G*G, 4) float64 view pixels; valid (N,) bool.
+        """
+        ba, bb, valid = [], [], []
+        for vp in view_params:
+            a, b, v = overlap_grid_boxes(vp[index_a], vp[index_b],
+                                         self.grid_size)
+            ba.append(a)
+            bb.append(b)
+            valid.append(v)
+        return torch.stack(ba), torch.stack(bb), torch.tensor(valid)
+
+    def pool(self, feat: torch.Tensor, boxes: torch.Tensor,
+             input_hw: Tuple[int, int]) -> torch.Tensor:
+        """RoIAlign each cell to one C-vector.
+
+        Args:
+            feat: (N, C, h, w) feature map of the views.
+            boxes: (N, K, 4) boxes in view pixels (x0, y0, x1, y1).
+            input_hw: (H, W) of the network input the map was computed from.
+
+        Returns:
+            (N, K, C).
+        """
+        n, c, fh, fw = feat.shape
+        k = boxes.shape[1]
+        b = boxes.to(device=feat.device, dtype=torch.float64).clone()
+        # Separate x/y scales (roi_align's spatial_scale is a single float).
+        b[..., 0::2] *= fw / input_hw[1]
+        b[..., 1::2] *= fh / input_hw[0]
+        idx = torch.arange(n, device=feat.device, dtype=torch.float64)
+        rois = torch.cat([idx.view(n, 1, 1).expand(n, k, 1), b], dim=-1)
+        pooled = roi_align(
+            feat,
+            rois.view(-1, 5).to(feat.dtype),
+            output_size=1,
+            spatial_scale=1.0,
+            sampling_ratio=self.sampling_ratio,
+            aligned=True)
+        return pooled.view(n, k, c)
+
+    def project(self, pooled: torch.Tensor,
+                projector: Optional[nn.Module] = None) -> torch.Tensor:
+        """(N, K, C) -> L2-normalised (N, K, D) (``projector`` defaults to
+        this head's; the key encoder passes its EMA copy)."""
+        projector = self.projector if projector is None else projector
+        n, k, c = pooled.shape
+        z = projector(pooled.reshape(n * k, c, 1, 1)).view(n, k, -1)
+        return F.normalize(z, dim=-1)
+
+    def embed(self, feat: torch.Tensor, boxes: torch.Tensor,
+              input_hw: Tuple[int, int],
+              projector: Optional[nn.Module] = None) -> torch.Tensor:
+        """pool + project: (N, C, h, w) -> (N, G*G, D)."""
+        return self.project(self.pool(feat, boxes, input_hw), projector)
+
+    def loss(self, q: torch.Tensor, k: torch.Tensor,
+             valid: torch.Tensor) -> torch.Tensor:
+        """InfoNCE over cells.
+
+        Args:
+            q: (N, K, D) normalised query cells (with grad).
+            k: (N, K, D) normalised key cells (no grad), same physical cells.
+            valid: (N,) bool, images whose views overlap.
+
+        Returns:
+            scalar loss; exactly 0 (but connected to ``q``'s graph, so DDP
+            sees every parameter used) when no image is valid.
+        """
+        valid = valid.to(q.device)
+        if not bool(valid.any()):
+            return q.sum() * 0.0
+        qv = q[valid].reshape(-1, q.shape[-1])
+        kv = k[valid].reshape(-1, k.shape[-1]).detach()
+        # Row i: the positive is key i, every other key cell in the batch
+        # (same image or not) is a negative.
+        logits = qv @ kv.t()
+        if self.queue_len > 0:
+            logits = torch.cat(
+                [logits, qv @ self.queue.clone().detach()], dim=1)
+        logits = logits / self.temperature
+        labels = torch.arange(qv.shape[0], device=q.device)
+        loss = F.cross_entropy(logits, labels)
+        if self.queue_len > 0 and self.training:
+            self._enqueue(kv)
+        return self.loss_weight * loss
+
+    @torch.no_grad()
+    def _enqueue(self, keys: torch.Tensor) -> None:
+        """Ring-buffer write of key cells (variable count, wraps around)."""
+        n = min(keys.shape[0], self.queue_len)
+        keys = keys[-n:]
+        ptr = int(self.queue_ptr)
+        idx = (torch.arange(n, device=keys.device) + ptr) % self.queue_len
+        self.queue[:, idx] = keys.t().to(self.queue.dtype)
+        self.queue_ptr[0] = (ptr + n) % self.queue_len
+
+    def forward(self, feat_q: torch.Tensor, feat_k: torch.Tensor,
+                view_params: Sequence[Sequence[dict]],
+                input_hw: Tuple[int, int]) -> torch.Tensor:
+        """Stand-alone loss: both views' maps given (feat_k without grad);
+        MedMoCo instead calls :meth:`grid_boxes`, :meth:`embed` and
+        :meth:`loss` so that the key side uses the EMA projector."""
+        boxes_q, boxes_k, valid = self.grid_boxes(view_params)
+        q = self.embed(feat_q, boxes_q, input_hw)
+        with torch.no_grad():
+            k = self.embed(feat_k, boxes_k, input_hw)
+        return self.loss(q, k, valid)

@@ -6,4 +6,5 @@ model = dict(
     backbone=dict(depth=18),
     neck=dict(in_channels=512, hid_channels=512, out_channels=128))
 local_head = dict(in_channels=256, hid_channels=128, grid_size=2)
-decorrelation = dict(in_channels=512, num_groups=16)
+# 64 groups of 8 channels: a tiny batch has only 4 x 2 x 2 = 16 positions
+decorrelation = dict(in_channels=512, num_groups=64)

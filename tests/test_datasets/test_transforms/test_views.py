@@ -1,0 +1,100 @@
+"""Tests of the parameter-recording view transforms."""
+import random
+
+import numpy as np
+import pytest
+from mmcv.transforms import Compose
+from mmengine.registry import DefaultScope
+
+from medssl.datasets.transforms import (MultiViewWithParams,
+                                        RandomFlipWithParams,
+                                        RandomResizedCropWithParams)
+from medssl.registry import TRANSFORMS
+
+
+def _ramp(h=40, w=50):
+    # img[y, x] = x + 1000 * y (float, HU-like range, 1 channel)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    return (xx + 1000.0 * yy)[..., None]
+
+
+def test_random_resized_crop_records_box_float():
+    random.seed(0)
+    t = RandomResizedCropWithParams(size=16, scale=(0.2, 0.6))
+    img = _ramp()
+    out = t(dict(img=img.copy()))
+    assert out['img'].dtype == np.float32 and out['img'].shape == (16, 16, 1)
+    assert out['img_shape'] == (16, 16)
+    x0, y0, x1, y1 = out['crop_bbox']
+    assert all(isinstance(v, float) for v in out['crop_bbox'])
+    assert 0 <= x0 < x1 <= 50 and 0 <= y0 < y1 <= 40
+    # Second crop: check the pixel values against the recorded box.
+    t2 = RandomResizedCropWithParams(size=16, interpolation='bilinear')
+    random.seed(3)
+    out2 = t2(dict(img=img.copy()))
+    x0, y0, x1, y1 = out2['crop_bbox']
+    # Bilinear resize of a linear ramp: value at output pixel centre j is the
+    # ramp at x0 + (j + 0.5) * (x1 - x0) / 16 - 0.5 (pixel-centre convention)
+    # wherever the sample is inside the crop.
+    j = 8
+    expect = (x0 + (j + 0.5) * (x1 - x0) / 16 - 0.5) + 1000.0 * (
+        y0 + (j + 0.5) * (y1 - y0) / 16 - 0.5)
+    assert out2['img'][j, j, 0] == pytest.approx(expect, abs=0.5)
+    # Values above 255 survive: no uint8 round trip.
+    assert out2['img'].max() > 1000
+
+
+def test_flip_records_and_flips():
+    img = _ramp()
+    out = RandomFlipWithParams(prob=1.0)(dict(img=img.copy()))
+    assert out['flip'] is True
+    np.testing.assert_array_equal(out['img'], img[:, ::-1])
+    out = RandomFlipWithParams(prob=0.0)(dict(img=img.copy()))
+    assert out['flip'] is False
+    np.testing.assert_array_equal(out['img'], img)
+
+
+def test_multiview_collects_params_and_pack():
+    random.seed(1)
+    with DefaultScope.overwrite_default_scope('medssl'):
+        pipeline = _pack_pipeline()
+    img = _ramp()
+    _check_packed(pipeline(dict(img=img.copy())))
+
+
+def _pack_pipeline():
+    return Compose([
+        dict(type='MultiViewWithParams', num_views=[2], transforms=[[
+            dict(type='RandomResizedCropWithParams', size=24,
+                 scale=(0.3, 1.0)),
+            dict(type='RandomFlipWithParams', prob=0.5),
+        ]]),
+        dict(type='PackSelfSupInputs', key='img', meta_keys=['view_params']),
+    ])
+
+
+def _check_packed(packed):
+    inputs = packed['inputs']
+    assert len(inputs) == 2 and tuple(inputs[0].shape) == (1, 24, 24)
+    vps = packed['data_samples'].metainfo['view_params']
+    assert len(vps) == 2
+    for v, im in zip(vps, inputs):
+        assert set(v) == {'crop_bbox', 'flip', 'img_shape'}
+        assert v['img_shape'] == (24, 24)
+        # The view's content is consistent with its recorded box and flip.
+        x0, y0, x1, y1 = v['crop_bbox']
+        row = im[0, 12].numpy()
+        slope = (row[-2] - row[1]) / (len(row) - 3)
+        assert (slope < 0) == v['flip']
+        assert abs(slope) == pytest.approx((x1 - x0) / 24, rel=1e-3)
+
+
+def test_multiview_without_crop_uses_full_box():
+    with DefaultScope.overwrite_default_scope('medssl'):
+        t = TRANSFORMS.build(
+            dict(type='MultiViewWithParams', num_views=2,
+                 transforms=[[dict(type='RandomFlipWithParams', prob=1.0)]]))
+    out = t(dict(img=_ramp()))
+    assert out['view_params'][0] == dict(crop_bbox=(0.0, 0.0, 50.0, 40.0),
+                                         flip=True, img_shape=(40, 50))
+    assert isinstance(t, MultiViewWithParams)

@@ -1,0 +1,271 @@
+"""Tests of MedMoCo (losses, gradients, MoCo equivalence, train_step, DDP)."""
+import copy
+import os
+import socket
+import tempfile
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from mmengine.optim import OptimWrapper
+from mmengine.registry import DefaultScope
+from mmselfsup.structures import SelfSupDataSample
+
+from medssl.models.algorithms import MedMoCo
+from medssl.registry import MODELS as _MODELS
+from medssl.utils import register_all_modules
+
+
+class MODELS:  # noqa: N801  builds under the medssl default scope
+    @staticmethod
+    def build(cfg):
+        register_all_modules(init_default_scope=False)
+        with DefaultScope.overwrite_default_scope('medssl'):
+            return _MODELS.build(cfg)
+
+
+def _cfg(local=True, decor=True, queue_len=16, depth=18):
+    c3, c4 = (256, 512) if depth == 18 else (1024, 2048)
+    cfg = dict(
+        type='MedMoCo',
+        queue_len=queue_len,
+        feat_dim=16,
+        momentum=0.9,
+        data_preprocessor=dict(type='SelfSupDataPreprocessor', mean=[0.5],
+                               std=[0.25], bgr_to_rgb=False),
+        backbone=dict(type='ResNet', depth=depth, in_channels=1,
+                      out_indices=[3, 4] if local else [4],
+                      norm_cfg=dict(type='BN')),
+        neck=dict(type='MoCoV2Neck', in_channels=c4, hid_channels=64,
+                  out_channels=16, with_avg_pool=True),
+        head=dict(type='ContrastiveHead',
+                  loss=dict(type='mmcls.CrossEntropyLoss'), temperature=0.2),
+        local_head=dict(type='LocalPatchContrastiveHead', in_channels=c3,
+                        hid_channels=32, out_channels=16, grid_size=2,
+                        temperature=0.2) if local else None,
+        decorrelation=dict(type='EigenDecorrelationNeck', in_channels=c4,
+                           num_groups=16) if decor else None,
+        local_in_index=0,
+        local_weight=0.5)
+    return cfg
+
+
+def _vp(box, flip=False, size=64):
+    return dict(crop_bbox=tuple(float(v) for v in box), flip=flip,
+                img_shape=(size, size))
+
+
+def _batch(n=4, size=64, seed=0, identical=False):
+    g = torch.Generator().manual_seed(seed)
+    im_q = torch.rand(n, 1, size, size, generator=g)
+    im_k = im_q.clone() if identical else torch.rand(n, 1, size, size,
+                                                     generator=g)
+    samples = []
+    for i in range(n):
+        a = _vp((2 * i, i, 40 + 2 * i, 44 + i), flip=bool(i % 2))
+        b = a if identical else _vp((10 + i, 12, 60, 60 - i), flip=i == 0)
+        s = SelfSupDataSample()
+        s.set_metainfo(dict(view_params=[a, b]))
+        samples.append(s)
+    return [im_q, im_k], samples
+
+
+def test_losses_and_state_dict_keys():
+    torch.manual_seed(0)
+    model = MODELS.build(_cfg())
+    inputs, samples = _batch()
+    losses = model(inputs, samples, mode='loss')
+    assert set(losses) == {'loss_global', 'loss_local'}
+    assert all(torch.isfinite(v) and v > 0 for v in losses.values())
+    # mmengine sums every key containing 'loss' and logs each.
+    total, log_vars = model.parse_losses(losses)
+    assert torch.allclose(total, losses['loss_global'] + losses['loss_local'])
+    assert {'loss', 'loss_global', 'loss_local'} <= set(log_vars)
+    keys = set(model.state_dict())
+    for k in ['queue', 'queue_ptr', 'decorrelation.running_mean',
+              'decorrelation.running_whitening', 'encoder_k.steps',
+              'encoder_k.module.decorrelation.running_whitening',
+              'encoder_k.module.local_projector.0.weight',
+              'encoder_k.module.neck.mlp.0.weight',
+              'encoder_k.module.backbone.layer3.0.conv1.weight',
+              'local_head.projector.0.weight']:
+        assert k in keys, k
+    # The decorrelation buffers were updated (train mode).
+    assert model.decorrelation.running_mean.abs().sum() > 0
+
+
+def test_local_loss_alone_reaches_layer3():
+    torch.manual_seed(0)
+    model = MODELS.build(_cfg())
+    inputs, samples = _batch()
+    losses = model(inputs, samples, mode='loss')
+    losses['loss_local'].backward()
+    g3 = [p.grad for p in model.backbone.layer3.parameters()]
+    assert all(g is not None for g in g3)
+    assert sum(g.abs().sum() for g in g3) > 0
+    assert model.local_head.projector[0].weight.grad.abs().sum() > 0
+    # The key encoder never receives gradients.
+    assert all(p.grad is None for p in model.encoder_k.parameters())
+
+
+def test_identical_views_positive_cells_match_under_shuffle():
+    """Eval mode (BN/decorrelation use running stats, so key = query
+    encoder exactly): with identical views every key cell equals its query
+    cell although the key batch went through MoCo's batch shuffle."""
+    torch.manual_seed(0)
+    model = MODELS.build(_cfg())
+    model.eval()
+    captured = {}
+    orig = model.local_head.loss
+
+    def spy(q, k, valid):
+        captured.update(q=q.detach(), k=k, valid=valid)
+        return orig(q, k, valid)
+
+    model.local_head.loss = spy
+    inputs, samples = _batch(identical=True)
+    model(inputs, samples, mode='loss')
+    assert captured['valid'].all()
+    assert torch.allclose(captured['q'], captured['k'], atol=1e-5)
+    # Cells of different images/positions differ.
+    assert not torch.allclose(captured['q'][0], captured['q'][1], atol=1e-3)
+
+
+def _moco_cfg():
+    cfg = _cfg(local=False, decor=False)
+    cfg['type'] = 'MoCo'
+    for k in ['local_head', 'decorrelation', 'local_in_index',
+              'local_weight']:
+        cfg.pop(k)
+    return cfg
+
+
+def _data(inputs, samples):
+    return dict(inputs=inputs, data_samples=samples)
+
+
+def test_equivalent_to_moco_without_extras():
+    torch.manual_seed(0)
+    moco = MODELS.build(_moco_cfg())
+    torch.manual_seed(0)
+    med = MODELS.build(_cfg(local=False, decor=False))
+    # Same construction order -> same initial weights and queue.
+    sd_moco = moco.state_dict()
+    for k, v in med.state_dict().items():
+        if not k.startswith('encoder_k'):
+            assert torch.equal(v, sd_moco[k]), k
+    wrappers = [
+        OptimWrapper(torch.optim.SGD(m.parameters(), lr=0.1, momentum=0.9))
+        for m in (moco, med)
+    ]
+    for step in range(3):
+        inputs, samples = _batch(seed=step)
+        outs = []
+        for m, w in zip((moco, med), wrappers):
+            torch.manual_seed(100 + step)  # same batch-shuffle permutation
+            outs.append(m.train_step(_data(inputs, samples), w))
+        assert set(outs[1]) == {'loss', 'loss_global'}
+        assert outs[0]['loss'].item() == pytest.approx(
+            outs[1]['loss_global'].item(), abs=1e-6)
+    assert torch.allclose(moco.queue, med.queue, atol=1e-6)
+    for (n1, p1), (n2, p2) in zip(moco.encoder_k.module.named_parameters(),
+                                  med.encoder_k.module.named_parameters()):
+        assert torch.allclose(p1, p2, atol=1e-6), (n1, n2)
+
+
+def test_train_step_and_exact_resume():
+    torch.manual_seed(0)
+    model = MODELS.build(_cfg())
+    wrapper = OptimWrapper(
+        torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9))
+    w0 = model.backbone.layer3[0].conv1.weight.clone()
+    for step in range(2):
+        log_vars = model.train_step(_data(*_batch(seed=step)), wrapper)
+    assert {'loss', 'loss_global', 'loss_local'} <= set(log_vars)
+    assert all(torch.isfinite(v) for v in log_vars.values())
+    assert not torch.equal(w0, model.backbone.layer3[0].conv1.weight)
+    assert int(model.queue_ptr) == 8 % 16
+    # Resume from the state dict: the next step is identical.
+    clone = MODELS.build(_cfg())
+    clone.load_state_dict(copy.deepcopy(model.state_dict()), strict=True)
+    wrapper2 = OptimWrapper(
+        torch.optim.SGD(clone.parameters(), lr=0.05, momentum=0.9))
+    wrapper2.load_state_dict(copy.deepcopy(wrapper.state_dict()))
+    outs = []
+    for m, w in ((model, wrapper), (clone, wrapper2)):
+        torch.manual_seed(7)
+        outs.append(m.train_step(_data(*_batch(seed=5)), w))
+    for k in outs[0]:
+        assert outs[0][k].item() == pytest.approx(outs[1][k].item(), abs=1e-6)
+
+
+def test_newton_schulz_variant_trains():
+    torch.manual_seed(0)
+    cfg = _cfg()
+    cfg['decorrelation']['method'] = 'newton_schulz'
+    model = MODELS.build(cfg)
+    wrapper = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.05))
+    log_vars = model.train_step(_data(*_batch()), wrapper)
+    assert all(torch.isfinite(v) for v in log_vars.values())
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def _dist_worker(rank, world, port, tmpdir):
+    os.environ['MASTER_ADDR'] = '127.0.0.1'
+    os.environ['MASTER_PORT'] = str(port)
+    dist.init_process_group('gloo', rank=rank, world_size=world)
+    torch.set_num_threads(1)
+    torch.manual_seed(0)  # same initial weights on both ranks
+    model = MODELS.build(_cfg())
+    # Eval: key encoder == query encoder, so identical views must give
+    # identical cells after the cross-rank shuffle/unshuffle.
+    model.eval()
+    captured = {}
+    orig = model.local_head.loss
+
+    def spy(q, k, valid):
+        captured.update(q=q.detach(), k=k)
+        return orig(q, k, valid)
+
+    model.local_head.loss = spy
+    inputs, samples = _batch(n=2, seed=rank, identical=True)
+    torch.manual_seed(rank)  # rank 0's permutation is broadcast
+    model(inputs, samples, mode='loss')
+    match = torch.allclose(captured['q'], captured['k'], atol=1e-5)
+    # Train mode step through DDP.
+    model.local_head.loss = orig
+    model.train()
+    ddp = torch.nn.parallel.DistributedDataParallel(model)
+    wrapper = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.05))
+    losses = ddp(*_batch(n=2, seed=10 + rank), mode='loss')
+    loss, log_vars = model.parse_losses(losses)
+    wrapper.update_params(loss)
+    torch.save(
+        dict(match=match, log={k: v.item() for k, v in log_vars.items()},
+             rw=model.decorrelation.running_whitening.clone(),
+             w=model.backbone.layer3[0].conv1.weight.detach().clone(),
+             queue=model.queue.clone()),
+        os.path.join(tmpdir, f'{rank}.pt'))
+    dist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_two_process_gloo():
+    with tempfile.TemporaryDirectory() as tmpdir:
+        mp.spawn(_dist_worker, args=(2, _free_port(), tmpdir), nprocs=2)
+        res = [torch.load(os.path.join(tmpdir, f'{r}.pt')) for r in range(2)]
+    assert res[0]['match'] and res[1]['match']
+    for r in res:
+        assert all(map(lambda v: v == v and abs(v) < 1e6, r['log'].values()))
+        assert r['log']['loss_local'] > 0
+    # Synchronised decorrelation statistics, DDP-averaged gradients and the
+    # gathered MoCo queue are identical on both ranks.
+    assert torch.allclose(res[0]['rw'], res[1]['rw'], atol=1e-6)
+    assert torch.allclose(res[0]['w'], res[1]['w'], atol=1e-6)
+    assert torch.allclose(res[0]['queue'], res[1]['queue'], atol=1e-6)

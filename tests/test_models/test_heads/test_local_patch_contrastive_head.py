@@ -1,0 +1,141 @@
+"""Tests of LocalPatchContrastiveHead: geometry, pooling, InfoNCE."""
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from medssl.models.heads import LocalPatchContrastiveHead
+from medssl.models.heads.local_patch_contrastive_head import overlap_grid_boxes
+
+
+def _vp(box, flip=False, shape=(64, 64)):
+    return dict(crop_bbox=tuple(float(v) for v in box), flip=flip,
+                img_shape=shape)
+
+
+def _coord_map(params, fh, fw):
+    """Feature map (1, 2, fh, fw) whose channels are the original-slice
+    (x, y) at each feature pixel centre of the view described by params."""
+    x0, y0, x1, y1 = params['crop_bbox']
+    h, w = params['img_shape']
+    xs = (torch.arange(fw, dtype=torch.float64) + 0.5) * w / fw  # view px
+    ys = (torch.arange(fh, dtype=torch.float64) + 0.5) * h / fh
+    if params['flip']:
+        xs = w - xs
+    ox = x0 + xs * (x1 - x0) / w
+    oy = y0 + ys * (y1 - y0) / h
+    gx = ox.view(1, fw).expand(fh, fw)
+    gy = oy.view(fh, 1).expand(fh, fw)
+    return torch.stack([gx, gy])[None]
+
+
+def _head(g=2, **kw):
+    return LocalPatchContrastiveHead(in_channels=2, hid_channels=4,
+                                     out_channels=3, grid_size=g, **kw)
+
+
+def test_grid_geometry():
+    a = _vp((0, 0, 32, 32))
+    b = _vp((16, 16, 48, 48), flip=True)
+    ba, bb, valid = overlap_grid_boxes(a, b, 2)
+    assert valid
+    # Overlap [16, 32]^2 -> cells of 8 original px; view a scale 2.
+    assert ba[0].tolist() == [32.0, 32.0, 48.0, 48.0]
+    # In b (scale 2, flipped): x in [16, 24] -> [0, 16] -> flipped [48, 64].
+    assert bb[0].tolist() == [48.0, 0.0, 64.0, 16.0]
+    _, _, valid = overlap_grid_boxes(_vp((0, 0, 10, 10)),
+                                     _vp((20, 20, 30, 30)), 2)
+    assert not valid
+
+
+@pytest.mark.parametrize('flip_b', [False, True])
+def test_identical_views_cells_coincide(flip_b):
+    head = _head(g=4)
+    a = _vp((5, 7, 45, 50), flip=flip_b)
+    b = _vp((5, 7, 45, 50), flip=flip_b)
+    feat = torch.randn(1, 2, 8, 8, dtype=torch.float64)
+    ba, bb, valid = head.grid_boxes([[a, b]])
+    assert valid.all() and torch.equal(ba, bb)
+    pa = head.pool(feat, ba, (64, 64))
+    pb = head.pool(feat.clone(), bb, (64, 64))
+    assert torch.equal(pa, pb)
+
+
+def test_flip_cells_match_physically():
+    head = _head(g=4)
+    a = _vp((0, 0, 64, 64), flip=False)
+    b = _vp((0, 0, 64, 64), flip=True)
+    fa, fb = _coord_map(a, 8, 8), _coord_map(b, 8, 8)
+    # The flipped view's map is the mirror image of the unflipped one.
+    assert torch.allclose(fb, fa.flip(-1))
+    ba, bb, _ = head.grid_boxes([[a, b]])
+    pa = head.pool(fa, ba, (64, 64))
+    pb = head.pool(fb, bb, (64, 64))
+    assert torch.allclose(pa, pb, atol=1e-9)
+    # Different crops, scales and flips: pooled original coordinates equal
+    # the cell centres in both views (bilinear pooling of a linear map is
+    # exact away from the borders).
+    a = _vp((10, 6, 58, 54), flip=False)
+    b = _vp((2, 14, 50, 62), flip=True)
+    fa, fb = _coord_map(a, 16, 16), _coord_map(b, 16, 16)
+    ba, bb, _ = head.grid_boxes([[a, b]])
+    pa = head.pool(fa, ba, (64, 64))[0]
+    pb = head.pool(fb, bb, (64, 64))[0]
+    # Overlap [10, 50] x [14, 54] -> 10-px cells, centres 15, 25, ...
+    centres = torch.tensor([[15.0 + 10 * c, 19.0 + 10 * r] for r in range(4)
+                            for c in range(4)], dtype=torch.float64)
+    inner = [5, 6, 9, 10]
+    assert torch.allclose(pa[inner], centres[inner], atol=1e-9)
+    assert torch.allclose(pb[inner], centres[inner], atol=1e-9)
+    assert torch.allclose(pa, pb, atol=0.6)  # borders: RoIAlign clamping
+
+
+def test_infonce_matches_hand_computation():
+    head = _head(g=1, temperature=0.5)
+    # 2 images x 1 cell, D = 2.
+    q = F.normalize(torch.tensor([[[1.0, 0.0]], [[0.6, 0.8]]]), dim=-1)
+    k = F.normalize(torch.tensor([[[0.8, 0.6]], [[0.0, 1.0]]]), dim=-1)
+    loss = head.loss(q, k, torch.tensor([True, True]))
+    # image 0: pos 0.8, neg 0.0; image 1: pos 0.8, neg 0.96
+    l0 = -math.log(math.exp(0.8 / 0.5) /
+                   (math.exp(0.8 / 0.5) + math.exp(0.0 / 0.5)))
+    l1 = -math.log(math.exp(0.8 / 0.5) /
+                   (math.exp(0.96 / 0.5) + math.exp(0.8 / 0.5)))
+    assert loss.item() == pytest.approx((l0 + l1) / 2, abs=1e-6)
+    # Invalid image dropped: only image 1, whose only key is its positive.
+    loss = head.loss(q, k, torch.tensor([False, True]))
+    assert loss.item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_infonce_with_queue_and_same_image_negatives():
+    head = _head(g=2, temperature=0.2, queue_len=4)
+    q = F.normalize(torch.randn(1, 4, 3), dim=-1)
+    k = F.normalize(torch.randn(1, 4, 3), dim=-1)
+    queue = head.queue.clone()
+    loss = head.loss(q, k, torch.tensor([True]))
+    logits = torch.cat([q[0] @ k[0].t(), q[0] @ queue], 1) / 0.2
+    ref = F.cross_entropy(logits, torch.arange(4))
+    assert loss.item() == pytest.approx(ref.item(), abs=1e-5)
+    # The 4 key cells replaced the whole queue.
+    assert torch.allclose(head.queue, k[0].t())
+
+
+def test_no_overlap_zero_but_connected():
+    head = _head(g=2)
+    feat = torch.randn(2, 2, 8, 8, requires_grad=True)
+    vps = [[_vp((0, 0, 10, 10)), _vp((30, 30, 40, 40))]] * 2
+    loss = head(feat, feat.detach(), vps, (64, 64))
+    assert loss.item() == 0.0
+    loss.backward()
+    assert feat.grad is not None
+    assert all(p.grad is not None for p in head.parameters())
+
+
+def test_gradient_to_features():
+    head = _head(g=2)
+    feat = torch.randn(2, 2, 8, 8, requires_grad=True)
+    vps = [[_vp((0, 0, 48, 48)), _vp((16, 16, 64, 64), flip=True)]] * 2
+    loss = head(feat, torch.randn(2, 2, 8, 8), vps, (64, 64))
+    loss.backward()
+    assert torch.isfinite(loss) and feat.grad.abs().sum() > 0
