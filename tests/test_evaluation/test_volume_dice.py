@@ -124,7 +124,7 @@ def test_hd95_known_geometry(tmp_path):
     (tmp_path / 'meta' / 'cube.json').write_text(
         json.dumps(dict(case='cube', spacing=[1.0, 1.0, 3.0])))
     metric = VolumeDiceMetric(num_classes=2, hd95=True)
-    samples = [sample(str(tmp_path / 'img_dir' / f'cube_{z:04d}.png'),
+    samples = [sample(str(tmp_path / 'img_dir' / f'cube_{z:04d}.npy'),
                       pred[..., z].astype(np.uint8),
                       gt[..., z].astype(np.uint8)) for z in range(10)]
     metric.process({}, samples)

@@ -6,7 +6,6 @@ import os.path as osp
 import runpy
 from pathlib import Path
 
-import cv2
 import nibabel as nib
 import numpy as np
 import pytest
@@ -83,9 +82,8 @@ def test_threshold_model_geometry(phantom_btcv_root, btcv_slices_root):
         with open(osp.join(btcv_slices_root, 'meta', f'{case}.json')) as f:
             meta = json.load(f)
         for z in meta['slices']:
-            stored = cv2.imread(
-                osp.join(btcv_slices_root, 'img_dir', f'{case}_{z:04d}.png'),
-                cv2.IMREAD_UNCHANGED)
+            stored = ct_io.read_slice(
+                osp.join(btcv_slices_root, 'img_dir', f'{case}_{z:04d}.npy'))
             expect = np.clip(ct_io.decode_hu(stored) - 100, 0, 1)
             # the converter stores round(HU): x.5 HU values may differ by 0.5
             diff = np.abs(model.seen[z] - expect)

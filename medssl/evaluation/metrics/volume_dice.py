@@ -52,7 +52,7 @@ __all__ = ['VolumeDiceMetric', 'slice_case_and_index', 'dice_from_counts',
 
 
 def slice_case_and_index(path: str):
-    """``.../img0001_0042.png`` -> ``('img0001', 42)``."""
+    """``.../img0001_0042.npy`` (or ``.png``) -> ``('img0001', 42)``."""
     stem = osp.splitext(osp.basename(path))[0]
     case, _, z = stem.rpartition('_')
     if not case:

@@ -1,0 +1,122 @@
+"""BTCV (Synapse multi-atlas) NIfTI -> slices.
+
+Raw layout: ``<root>/RawData/Training/img/img0001.nii.gz`` and
+``<root>/RawData/Training/label/label0001.nii.gz``. Case id = image stem
+(``img0001``); the label of ``img<N>`` is ``label<N>``.
+Splits come from the shipped ``medssl/datasets/splits/btcv_13organ.json``
+(24 train / 6 val volumes) or ``split_file``; only listed cases that exist are
+kept, and a split with no existing case raises :class:`ConversionError`.
+"""
+import glob
+import json
+import os.path as osp
+from typing import Dict, List, Optional
+
+from .common import (CaseSpec, ConversionError, ConvertOptions,
+                     auto_threads, convert_cases, nifti_stem,
+                     write_split_files, write_summary)
+
+__all__ = [
+    'BTCV_SPLIT_FILE', 'BTCV_LABEL_IDS', 'load_split_file', 'find_btcv_cases',
+    'convert_btcv'
+]
+
+BTCV_SPLIT_FILE = osp.join(
+    osp.dirname(osp.dirname(osp.abspath(__file__))), 'splits',
+    'btcv_13organ.json')
+BTCV_LABEL_IDS = tuple(range(14))
+DEFAULT_IMG_GLOB = 'RawData/Training/img/img*.nii*'
+DEFAULT_LABEL_GLOB = 'RawData/Training/label/label*.nii*'
+
+
+def load_split_file(path: str) -> Dict[str, List[str]]:
+    """A split file: JSON ``{split: [case, ...], ...}`` (keys that are not
+    lists, e.g. "description", are ignored). Cases may not repeat."""
+    try:
+        with open(path) as f:
+            obj = json.load(f)
+    except (OSError, ValueError) as e:
+        raise ConversionError(f'cannot read split file {path}: {e}') from e
+    splits = {k: [str(c) for c in v] for k, v in obj.items()
+              if isinstance(v, list)}
+    seen = {}
+    for split, cases in splits.items():
+        for c in cases:
+            if c in seen:
+                raise ConversionError(
+                    f'split file {path}: case {c} is in both {seen[c]} and '
+                    f'{split} (splits are by volume)')
+            seen[c] = split
+    if not splits:
+        raise ConversionError(f'split file {path} defines no split')
+    return splits
+
+
+def find_btcv_cases(root: str, img_glob: str = DEFAULT_IMG_GLOB,
+                    label_glob: str = DEFAULT_LABEL_GLOB) -> List[CaseSpec]:
+    images = sorted(glob.glob(osp.join(root, img_glob)))
+    if not images:
+        raise ConversionError(
+            f'no BTCV images matching {img_glob!r} under {root}')
+    labels = {}
+    for p in sorted(glob.glob(osp.join(root, label_glob))):
+        stem = nifti_stem(p)
+        key = 'img' + stem[len('label'):] if stem.startswith('label') \
+            else stem
+        labels[key] = p
+    return [
+        CaseSpec(case=nifti_stem(p), image=p, label=labels.get(nifti_stem(p)))
+        for p in images
+    ]
+
+
+def convert_btcv(root: str,
+                 out_dir: str,
+                 split_file: Optional[str] = None,
+                 img_glob: str = DEFAULT_IMG_GLOB,
+                 label_glob: str = DEFAULT_LABEL_GLOB,
+                 nproc: int = 1,
+                 on_error: str = 'fail',
+                 keep_empty: bool = True,
+                 min_body_fraction: float = 0.0,
+                 progress: bool = True,
+                 threads: Optional[int] = None,
+                 img_format: str = 'npy',
+                 after_slice=None) -> dict:
+    """Convert BTCV; returns the summary dict (also ``summary.json``).
+
+    Every found case is converted (labels required); split files list only
+    the cases of each split that were converted.
+    ``img_format``: image slices as uint16 ``.npy`` (``'npy'``, default) or
+    16-bit PNG (``'png'``); label slices are uint8 PNG either way.
+    """
+    split_file = split_file or BTCV_SPLIT_FILE
+    splits = load_split_file(split_file)
+    specs = find_btcv_cases(root, img_glob, label_glob)
+    found = {s.case for s in specs}
+    for split, cases in splits.items():
+        if not found & set(cases):
+            raise ConversionError(
+                f'split {split!r} of {split_file} has no case under {root} '
+                f'(found {sorted(found)}); pass --split-file with your own '
+                f'split')
+    opts = ConvertOptions(
+        label_ids=BTCV_LABEL_IDS,
+        require_label=True,
+        keep_empty=keep_empty,
+        min_body_fraction=min_body_fraction,
+        threads=auto_threads(threads, nproc),
+        img_format=img_format)
+    converted, skipped = convert_cases(specs, out_dir, opts, nproc, on_error,
+                                       progress, after_slice)
+    done = {r['case'] for r in converted}
+    split_sizes = {}
+    for split, cases in splits.items():
+        kept = sorted(done & set(cases))
+        if not kept:
+            raise ConversionError(
+                f'split {split!r}: every case failed to convert '
+                f'({sorted(set(cases) & found)})')
+        split_sizes[split] = write_split_files(out_dir, split, kept)
+    return write_summary(out_dir, 'btcv', converted, skipped, split_sizes,
+                         img_format)

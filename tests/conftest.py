@@ -1,0 +1,53 @@
+"""Shared session fixtures: tiny CT phantoms (raw NIfTI layouts) and their
+converted slice folders. Other test packages use these; keep the names.
+
+- ``phantom_btcv_root``: BTCV layout, 5 cases img0001-img0003 (train) and
+  img0039, img0040 (val), ~64x64 in plane, 12-15 slices, varied orientation.
+- ``phantom_abdomen1k_root``: AbdomenCT-1K layout, 4 cases (ImagePart1/2 +
+  Mask), 12-15 slices of which the most superior one is all air.
+- ``btcv_slices_root`` / ``abdomen1k_slices_root``: the converted folders
+  (``img_dir``, ``ann_dir``, ``meta``, ``splits``, ``summary.json``).
+  Treat them as read-only.
+"""
+import os.path as osp
+
+import pytest
+
+BTCV_PHANTOM_IDS = (1, 2, 3, 39, 40)
+
+
+@pytest.fixture(scope='session')
+def phantom_btcv_root(tmp_path_factory):
+    from medssl.datasets.phantoms import write_phantom_dataset
+    root = str(tmp_path_factory.mktemp('phantom_btcv'))
+    write_phantom_dataset(root, 'btcv', num_cases=len(BTCV_PHANTOM_IDS),
+                          seed=0, shape=(64, 64, 12),
+                          case_ids=BTCV_PHANTOM_IDS)
+    return root
+
+
+@pytest.fixture(scope='session')
+def phantom_abdomen1k_root(tmp_path_factory):
+    from medssl.datasets.phantoms import write_phantom_dataset
+    root = str(tmp_path_factory.mktemp('phantom_abdomen1k'))
+    write_phantom_dataset(root, 'abdomen1k', num_cases=4, seed=1,
+                          shape=(64, 64, 12))
+    return root
+
+
+@pytest.fixture(scope='session')
+def btcv_slices_root(phantom_btcv_root, tmp_path_factory):
+    from medssl.datasets.converters import convert_btcv
+    out = str(tmp_path_factory.mktemp('btcv_slices'))
+    convert_btcv(phantom_btcv_root, out, progress=False)
+    assert osp.isfile(osp.join(out, 'summary.json'))
+    return out
+
+
+@pytest.fixture(scope='session')
+def abdomen1k_slices_root(phantom_abdomen1k_root, tmp_path_factory):
+    from medssl.datasets.converters import convert_abdomen1k
+    out = str(tmp_path_factory.mktemp('abdomen1k_slices'))
+    convert_abdomen1k(phantom_abdomen1k_root, out, progress=False)
+    assert osp.isfile(osp.join(out, 'summary.json'))
+    return out

@@ -1,0 +1,100 @@
+import os.path as osp
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from medssl.datasets.phantoms import (BTCV_LABELS, make_phantom_case,
+                                      write_phantom_dataset)
+
+
+def test_deterministic_by_seed():
+    a = make_phantom_case(3, 'btcv', index=2)
+    b = make_phantom_case(3, 'btcv', index=2)
+    c = make_phantom_case(4, 'btcv', index=2)
+    assert np.array_equal(a['data'], b['data'])
+    assert np.array_equal(a['label'], b['label'])
+    assert np.array_equal(a['affine'], b['affine'])
+    assert a['data'].shape != c['data'].shape or \
+        not np.array_equal(a['data'], c['data'])
+
+
+def test_btcv_phantom_content():
+    case = make_phantom_case(0, 'btcv', shape=(64, 64, 12), vary=False)
+    hu, label = case['hu'], case['label']
+    assert case['data'].dtype == np.int16
+    # all 13 organs present with the real ids
+    assert set(np.unique(label).tolist()) == set(range(len(BTCV_LABELS)))
+    X, Y, Z = hu.shape
+    # air outside the body, ~40 HU soft tissue, bone ~700 (spine)
+    assert abs(np.median(hu[0, 0, :]) + 1000) < 20
+    assert hu.max() > 600
+    # liver (6) on the patient's right = high canonical x; spleen (1) left
+    xs = np.nonzero(label == 6)[0].mean(), np.nonzero(label == 1)[0].mean()
+    assert xs[0] > X / 2 > xs[1]
+    assert abs(np.median(hu[label == 6]) - 60) < 10
+    assert abs(np.median(hu[label == 8]) - 200) < 10  # aorta
+    # spine posterior (low canonical y), kidneys posterior too
+    assert np.nonzero(hu > 500)[1].mean() < Y / 2
+
+
+def test_variation_and_scaling():
+    cases = [make_phantom_case(0, 'btcv', index=i) for i in range(8)]
+    assert len({c['axcodes'] for c in cases}) >= 3
+    assert any(c['axcodes'] != ('R', 'A', 'S') for c in cases)
+    assert len({c['hu'].shape for c in cases}) >= 3
+    assert {c['slope'] for c in cases} >= {1.0, 0.5}
+    pads = {c['pad_hu'] for c in cases}
+    assert pads & {-2048.0, -3024.0}
+    for c in cases:
+        if c['pad_hu'] is not None:
+            assert c['hu'].min() == c['pad_hu']
+    a1k = make_phantom_case(0, 'abdomen1k', index=0)
+    assert set(np.unique(a1k['label']).tolist()) == {0, 1, 2, 3, 4}
+    assert (a1k['hu'][:, :, -1] < -500).all()  # most superior slice is air
+
+
+def test_write_layouts_and_readback(tmp_path):
+    root = str(tmp_path / 'btcv')
+    paths = write_phantom_dataset(root, 'btcv', num_cases=3, seed=0)
+    assert [osp.relpath(p, root) for p in paths] == [
+        'RawData/Training/img/img0001.nii.gz',
+        'RawData/Training/label/label0001.nii.gz',
+        'RawData/Training/img/img0002.nii.gz',
+        'RawData/Training/label/label0002.nii.gz',
+        'RawData/Training/img/img0003.nii.gz',
+        'RawData/Training/label/label0003.nii.gz'
+    ]
+    for i in range(3):
+        case = make_phantom_case(0, 'btcv', index=i)
+        img = nib.load(paths[2 * i])
+        assert img.get_data_dtype() == np.int16
+        assert np.array_equal(img.dataobj.get_unscaled(), case['data'])
+        canon = nib.as_closest_canonical(img)
+        assert np.array_equal(canon.get_fdata(), case['hu'])
+        assert np.allclose(canon.affine, case['canonical_affine'])
+        assert nib.aff2axcodes(img.affine) == case['axcodes']
+    root = str(tmp_path / 'a1k')
+    paths = write_phantom_dataset(root, 'abdomen1k', num_cases=3, seed=0)
+    assert [osp.relpath(p, root) for p in paths] == [
+        'AbdomenCT-1K-ImagePart1/Case_00001_0000.nii.gz',
+        'Mask/Case_00001.nii.gz',
+        'AbdomenCT-1K-ImagePart1/Case_00002_0000.nii.gz',
+        'Mask/Case_00002.nii.gz',
+        'AbdomenCT-1K-ImagePart2/Case_00003_0000.nii.gz',
+        'Mask/Case_00003.nii.gz'
+    ]
+
+
+def test_broken_files(tmp_path):
+    root = str(tmp_path)
+    write_phantom_dataset(
+        root, 'btcv', num_cases=3, broken=('truncated', 'shape_mismatch'))
+    with pytest.raises(Exception):
+        nib.load(osp.join(root, 'RawData/Training/img/img0003.nii.gz')
+                 ).get_fdata()
+    img = nib.load(osp.join(root, 'RawData/Training/img/img0002.nii.gz'))
+    lbl = nib.load(osp.join(root, 'RawData/Training/label/label0002.nii.gz'))
+    assert img.shape != lbl.shape
+    with pytest.raises(ValueError):
+        write_phantom_dataset(root, 'btcv', num_cases=1, broken=('nope', ))
