@@ -38,6 +38,10 @@ def parse_args(argv=None):
     p.add_argument('--min-body-fraction', type=float, default=0.0,
                    help='drop slices whose body fraction (HU > -500) is <= '
                    'this (default 0: drop all-air slices only)')
+    p.add_argument('--val-every', type=int, default=5,
+                   help='segmentation split of the cases with masks: every '
+                   'N-th case (sorted ids) -> splits/val.txt, the rest -> '
+                   'splits/train.txt (default 5, i.e. 80/20 by volume)')
     return p.parse_args(argv)
 
 
@@ -51,7 +55,8 @@ def main(argv=None):
             img_format=args.img_format,
             on_error=args.on_error,
             keep_empty=args.keep_empty,
-            min_body_fraction=args.min_body_fraction)
+            min_body_fraction=args.min_body_fraction,
+            val_every=args.val_every)
     except ConversionError as e:
         print(f'ConversionError: {e}', file=sys.stderr)
         return 1

@@ -7,9 +7,10 @@ channel suffix. Writes ``splits/pretrain.txt``: slices that contain body (all-
 air slices dropped by default).
 """
 import glob
+import json
 import os.path as osp
 import re
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 from .common import (CaseSpec, ConversionError, ConvertOptions,
                      auto_threads, convert_cases, nifti_stem,
@@ -54,6 +55,7 @@ def convert_abdomen1k(root: str,
                       progress: bool = True,
                       threads: Optional[int] = None,
                       img_format: str = 'npy',
+                      val_every: int = 5,
                       after_slice=None) -> dict:
     """Convert AbdomenCT-1K; returns the summary (also ``summary.json``).
 
@@ -62,6 +64,9 @@ def convert_abdomen1k(root: str,
     are dropped unless ``keep_empty``.
     ``img_format``: image slices as uint16 ``.npy`` (``'npy'``, default) or
     16-bit PNG (``'png'``); label slices are uint8 PNG either way.
+    ``val_every``: the cases with masks are also split by volume for
+    segmentation: every ``val_every``-th of them (sorted by case id) goes to
+    ``splits/val.txt``, the others to ``splits/train.txt``.
     """
     specs = find_abdomen1k_cases(root, img_glob, mask_glob, with_masks)
     opts = ConvertOptions(
@@ -76,7 +81,28 @@ def convert_abdomen1k(root: str,
     if not converted:
         raise ConversionError(f'no case of {root} could be converted: '
                               f'{skipped}')
-    n = write_split_files(out_dir, 'pretrain',
-                          [r['case'] for r in converted])
-    return write_summary(out_dir, 'abdomen1k', converted, skipped,
-                         dict(pretrain=n), img_format)
+    splits = dict(pretrain=write_split_files(
+        out_dir, 'pretrain', [r['case'] for r in converted]))
+    cases = [r['case'] for r in converted]
+    for split, cases in segmentation_split(out_dir, cases, val_every).items():
+        splits[split] = write_split_files(out_dir, split, cases)
+    return write_summary(out_dir, 'abdomen1k', converted, skipped, splits,
+                         img_format)
+
+
+def segmentation_split(out_dir: str, cases: List[str],
+                       val_every: int) -> Dict[str, List[str]]:
+    """Volume-level train/val split of the committed cases that have a mask:
+    deterministic (every ``val_every``-th case id in sorted order is val),
+    so it never depends on the conversion order or ``--nproc``."""
+
+    def has_mask(case):
+        with open(osp.join(out_dir, 'meta', f'{case}.json')) as f:
+            return json.load(f).get('label') is not None
+
+    labelled = sorted(c for c in cases if has_mask(c))
+    if not labelled or val_every < 2:
+        return {}
+    val = labelled[val_every - 1::val_every] or labelled[-1:]
+    train = [c for c in labelled if c not in val]
+    return dict(train=train, val=val) if train else {}

@@ -54,7 +54,9 @@ def test_pretrain_split_drops_air_slices(abdomen1k_slices_root):
         summary = json.load(f)
     assert summary['slices'] == len(names)
     assert summary['img_format'] == 'npy'
-    assert summary['splits'] == dict(pretrain=len(names))
+    # pretraining: every body slice; segmentation: the masked cases by volume
+    assert summary['splits']['pretrain'] == len(names)
+    assert summary['splits']['train'] + summary['splits']['val'] == len(names)
     with open(osp.join(out, 'splits', 'pretrain_cases.txt')) as f:
         assert f.read().split() == [f'Case_{i:05d}' for i in range(1, 5)]
 

@@ -1,6 +1,5 @@
-# Tiny CPU smoke config on converted AbdomenCT-1K phantoms (5 classes). The
-# phantom conversion has only splits/pretrain.txt, so train and val both use
-# it here (smoke test only, not an evaluation protocol).
+# Tiny CPU smoke config on converted AbdomenCT-1K phantoms (5 classes), with
+# the converter's volume-level splits/train.txt and splits/val.txt.
 _base_ = ['../btcv/fcn_r18-d8_1xb2-20it_btcv-phantom.py']
 dataset_type = 'AbdomenCT1KDataset'
 data_root = 'data/phantoms/abdomen1k_slices/'
@@ -9,9 +8,9 @@ model = dict(
 train_dataloader = dict(
     dataset=dict(
         type=dataset_type, data_root=data_root,
-        ann_file='splits/pretrain.txt'))
+        ann_file='splits/train.txt'))
 val_dataloader = dict(
     dataset=dict(
         type=dataset_type, data_root=data_root,
-        ann_file='splits/pretrain.txt'))
+        ann_file='splits/val.txt'))
 test_dataloader = val_dataloader

@@ -1,7 +1,6 @@
 # AbdomenCT-1K segmentation (liver, kidney, spleen, pancreas) on converted
-# slices. The converter only writes splits/pretrain.txt: make
-# splits/train.txt and splits/val.txt (slice names, split BY VOLUME) before
-# fine-tuning here. Pipelines are the BTCV ones.
+# slices, with the converter's volume-level splits/train.txt and val.txt
+# (every 5th masked case is val; --val-every). Pipelines are the BTCV ones.
 _base_ = ['../../btcv/_base_/datasets/btcv.py']
 dataset_type = 'AbdomenCT1KDataset'
 data_root = 'data/abdomen1k_slices/'
