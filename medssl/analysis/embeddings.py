@@ -110,15 +110,32 @@ def build_ssl_model(cfg) -> nn.Module:
 def load_weights(model: nn.Module,
                  checkpoint: Optional[str],
                  logger=None) -> nn.Module:
-    """Load a checkpoint (``None`` / ``'random'`` keeps the init)."""
+    """Load a checkpoint (``None`` / ``'random'`` keeps the init).
+
+    The modules the analysis reads (backbone, decorrelation, neck) must match
+    the checkpoint exactly: a checkpoint of another config raises instead of
+    silently analysing half-random weights. Other keys (queue, key encoder,
+    heads) are ignored.
+    """
     if checkpoint in (None, 'random', 'none'):
         return model
-    from mmengine.runner import load_checkpoint
-    load_checkpoint(model,
-                    checkpoint,
-                    map_location='cpu',
-                    strict=False,
-                    logger=logger)
+    from mmengine.runner import CheckpointLoader
+
+    from medssl.models.backbones.verified_pretrained import (
+        extract_state_dict, verify_and_load)
+    state = extract_state_dict(
+        CheckpointLoader.load_checkpoint(checkpoint, map_location='cpu'))
+    for name in ('backbone', 'decorrelation', 'neck'):
+        module = getattr(model, name, None)
+        if name == 'decorrelation' and not any(
+                k.startswith('decorrelation.') for k in state):
+            # e.g. a MoCo v2 checkpoint analysed with a MedMoCo config: the
+            # untouched neck is the identity, "decorrelated" = backbone
+            continue
+        if module is not None:
+            verify_and_load(module, state, prefix=f'{name}.',
+                            max_missing_ratio=0.0,
+                            source=f'{checkpoint} [{name}]')
     return model
 
 

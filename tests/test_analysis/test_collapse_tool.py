@@ -108,3 +108,21 @@ def test_embeddings_with_decorrelation_module(tiny_moco):
     torch.testing.assert_close(out['decorrelated'], 2 * plain['backbone'])
     expected = model.neck(((model.backbone(x)[-1] * 2.), ))[0]
     torch.testing.assert_close(out['projector'], expected)
+
+
+def test_checkpoint_of_another_config_is_an_error(tiny_moco, tmp_path):
+    """A backbone/neck that does not match the config must not be analysed
+    as half-random weights."""
+    from medssl.analysis.embeddings import build_ssl_model, load_weights
+    _, ckpts, cfg = tiny_moco
+    model = build_ssl_model(cfg)
+    load_weights(model, ckpts[1])  # matching: loads
+    ref = torch.load(ckpts[1], map_location='cpu', weights_only=False)
+    torch.testing.assert_close(model.backbone.conv1.weight,
+                               ref['state_dict']['backbone.conv1.weight'])
+    bad = dict(ref['state_dict'])
+    bad['neck.mlp.0.weight'] = torch.zeros(5, 5)
+    path = tmp_path / 'other.pth'
+    torch.save(dict(state_dict=bad), str(path))
+    with pytest.raises(ValueError, match='neck'):
+        load_weights(build_ssl_model(cfg), str(path))

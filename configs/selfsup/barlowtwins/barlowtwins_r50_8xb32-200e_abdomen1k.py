@@ -2,15 +2,13 @@
 _base_ = [
     './_base_/barlowtwins_r50_ct.py',
     '../_base_/datasets/abdomen1k_ct.py',
-    '../_base_/schedules/sgd_coslr-200e_abdomen1k.py',
+    '../_base_/schedules/lars_coslr-200e_abdomen1k.py',
     '../_base_/default_runtime.py',
 ]
 # LARS as in Barlow Twins: lr 0.2 x batch / 256 for weights (here 256) and
 # 0.0048 x batch / 256 for BN/biases (lr_mult 0.024), wd 1.5e-6.
-optimizer = dict(type='LARS', lr=0.2, momentum=0.9, weight_decay=1.5e-6)
 optim_wrapper = dict(
-    type='OptimWrapper',
-    optimizer=optimizer,
+    optimizer=dict(lr=0.2, weight_decay=1.5e-6),
     paramwise_cfg=dict(
         custom_keys={
             'bn': dict(decay_mult=0, lr_mult=0.024, lars_exclude=True),
@@ -18,20 +16,3 @@ optim_wrapper = dict(
             'downsample.1': dict(
                 decay_mult=0, lr_mult=0.024, lars_exclude=True),
         }))
-# 10 warm-up epochs (large-batch LARS recipes), then cosine to 0.
-param_scheduler = [
-    dict(
-        type='LinearLR',
-        start_factor=1e-4,
-        by_epoch=True,
-        begin=0,
-        end=10,
-        convert_to_iter_based=True),
-    dict(
-        type='CosineAnnealingLR',
-        T_max=190,
-        by_epoch=True,
-        begin=10,
-        end=200,
-        convert_to_iter_based=True)
-]

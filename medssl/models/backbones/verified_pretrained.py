@@ -122,7 +122,8 @@ def verify_and_load(module: torch.nn.Module,
         print_log(f'{source}: unexpected keys (ignored): {unexpected}',
                   logger='current', level=logging.WARNING)
     load_state_dict(module, {k: state[k] for k in loaded}, strict=False)
-    print_log(f'{source}: loaded {len(loaded)}/{len(own_keys)} tensors into '
+    n_loaded = sum('num_batches_tracked' not in k for k in loaded)
+    print_log(f'{source}: loaded {n_loaded}/{len(own_keys)} tensors into '
               f'{type(module).__name__}', logger='current')
     return dict(missing=missing, unexpected=unexpected, loaded=loaded)
 

@@ -28,9 +28,19 @@ class EigenDecorrelationNeck(BaseModule):
     decorrelated, before the MoCo projector.
 
     Input ``x``: tuple of feature maps; the last one (N, C, H, W) is whitened
-    with statistics over all M = N*H*W positions (so the same transform is a
-    1x1 conv downstream, see :meth:`folded_conv_params`). Output: the tuple
-    with the last element replaced by y = W (x - mu), same shape.
+    at every position by the same affine map y = W (x - mu) (so it is a 1x1
+    conv downstream, see :meth:`folded_conv_params`). Output: the tuple with
+    the last element replaced by y, same shape.
+
+    Where the statistics come from (``stats``):
+
+    * ``'positions'``: all M = N*H*W positions, as BN/IterNorm do; the
+      channels are decorrelated over space and images alike.
+    * ``'pooled'``: the N spatially averaged vectors. Average pooling
+      commutes with the affine map, so the pooled output that the projector
+      sees, W (mean(x) - mu), has identity covariance over the batch: the
+      image-level embedding, where dimensional collapse is measured, is what
+      gets whitened. Needs a (global) batch well above c = C / G.
 
     Channels are split into ``num_groups`` contiguous groups of
     c = in_channels / num_groups channels; W is block diagonal (G, c, c).
@@ -50,6 +60,7 @@ class EigenDecorrelationNeck(BaseModule):
         method: ``'eigh'`` (exact, guarded backward) or ``'newton_schulz'``.
         ns_iters: Newton-Schulz iterations.
         sync_stats: all-reduce statistics across ranks in train mode.
+        stats: ``'positions'`` or ``'pooled'`` (see above).
     """
 
     def __init__(self,
@@ -60,11 +71,14 @@ class EigenDecorrelationNeck(BaseModule):
                  method: str = 'eigh',
                  ns_iters: int = 5,
                  sync_stats: bool = True,
+                 stats: str = 'positions',
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg)
         assert in_channels % num_groups == 0, \
             f'num_groups={num_groups} must divide in_channels={in_channels}'
         assert method in ('eigh', 'newton_schulz'), method
+        assert stats in ('positions', 'pooled'), stats
+        self.stats = stats
         self.in_channels = in_channels
         self.num_groups = num_groups
         self.group_channels = in_channels // num_groups
@@ -106,7 +120,9 @@ class EigenDecorrelationNeck(BaseModule):
             torch.float16, torch.bfloat16) else feat.dtype
         x2d = feat.to(work_dtype).permute(0, 2, 3, 1).reshape(-1, c)
         if self.training:
-            mean, w = self.batch_statistics(x2d)
+            mean, w = self.batch_statistics(
+                x2d if self.stats == 'positions' else feat.to(work_dtype).mean(
+                    (2, 3)))
             with torch.no_grad():
                 m = self.momentum
                 self.running_mean.mul_(1 - m).add_(

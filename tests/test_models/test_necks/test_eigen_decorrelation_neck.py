@@ -145,3 +145,26 @@ def test_distributed_statistics_equal_global_batch():
         # Gradients flow through the all-reduced statistics (SyncBN-like).
         assert torch.allclose(res[r]['grad'], full.grad[r * 4:(r + 1) * 4],
                               atol=1e-4)
+
+
+def test_pooled_statistics_whiten_the_pooled_embedding():
+    """stats='pooled': the spatially averaged output (what MoCoV2Neck sees)
+    has identity covariance over the batch within groups, while the per-position
+    output is the same affine map (a 1x1 conv downstream)."""
+    n, c, groups = 64, 16, 4
+    x = _feat(n=n, c=c, h=3, w=3, seed=5)
+    neck = EigenDecorrelationNeck(in_channels=c, num_groups=groups, eps=1e-6,
+                                  stats='pooled', momentum=1.0)
+    neck.train()
+    y = neck((x, ))[0]
+    pooled = y.mean((2, 3))[:, :, None, None]
+    assert _group_cov_err(pooled, groups) < 1e-3
+    # positions-statistics would not whiten the pooled vectors here
+    assert _group_cov_err(x.mean((2, 3))[:, :, None, None], groups) > 0.1
+    # the same map, folded into a 1x1 conv, reproduces the train output
+    neck.eval()
+    weight, bias = neck.folded_conv_params()
+    torch.testing.assert_close(F.conv2d(x, weight, bias), y, rtol=1e-4,
+                               atol=1e-4)
+    with pytest.raises(AssertionError):
+        EigenDecorrelationNeck(in_channels=c, num_groups=groups, stats='x')
