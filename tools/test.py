@@ -18,6 +18,8 @@ import os.path as osp
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
+from medssl.utils.launcher import setup_cpu_distributed
+
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
@@ -59,7 +61,6 @@ def _set_evaluator(evaluator, key, value):
 
 
 def build_config(args) -> Config:
-    import torch
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
@@ -79,16 +80,8 @@ def build_config(args) -> Config:
         or osp.join(cfg.work_dir, 'volume_dice.json'))
     if args.out is not None:
         _set_evaluator(cfg.test_evaluator, 'pred_dir', args.out)
-    # gloo on CPU-only machines
-    cfg.setdefault('env_cfg', dict())
-    cfg.env_cfg.setdefault('dist_cfg', dict(backend='nccl'))
-    if cfg.env_cfg.dist_cfg.get('backend') == 'nccl' and \
-            not torch.cuda.is_available():
-        cfg.env_cfg.dist_cfg.backend = 'gloo'
-    if cfg.launcher != 'none' and not torch.cuda.is_available():
-        cfg.setdefault('model_wrapper_cfg',
-                       dict(type='MMDistributedDataParallel'))
-        cfg.model_wrapper_cfg.device_ids = None
+    # CPU-only machine: gloo, and a process group mmengine can't make itself
+    setup_cpu_distributed(cfg)
     return cfg
 
 

@@ -2,8 +2,9 @@
 phantoms."""
 import glob
 import json
-import runpy
+import os
 import os.path as osp
+import runpy
 import subprocess
 import sys
 from pathlib import Path
@@ -165,6 +166,22 @@ def test_phantom_finetune_then_test(btcv_slices_root, tmp_path):
     n_val = len(open(osp.join(btcv_slices_root, 'splits',
                               'val.txt')).read().split())
     assert len(list((tmp_path / 'pred').glob('*.png'))) == n_val
+
+    # the same test split over 2 CPU processes (gloo) gives the same table
+    dist_work = tmp_path / 'dist_test'
+    env = dict(os.environ, OMP_NUM_THREADS='1',
+               PORT=str(29600 + os.getpid() % 1000),
+               PATH=osp.dirname(sys.executable) + os.pathsep +
+               os.environ['PATH'])
+    r = subprocess.run(
+        ['bash', 'tools/dist_test.sh', str(config), str(ckpt), '2',
+         '--work-dir', str(dist_work), '--cfg-options',
+         *data_root_opts(btcv_slices_root)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    dist_res = json.loads((dist_work / 'volume_dice.json').read_text())
+    assert dist_res['per_case'] == res['per_case']
+    assert dist_res['metrics'] == pytest.approx(res['metrics'], nan_ok=True)
 
 
 def test_mismatched_pretrained_fails(tmp_path):
