@@ -139,11 +139,19 @@ def main(argv=None):
         rows += bench_model(name, MODELS_TO_RUN[name], args.batch_sizes,
                             args.size, args.device, args.warmup, args.iters)
 
-    header = (f'| model | batch | input | device | slices/s | s/batch | '
-              f'peak mem (MiB) |\n|---|---|---|---|---|---|---|')
+    # Machines are noisy: compare throughput with the first model measured
+    # at the same batch size in this run.
+    base = {}
+    for r in rows:
+        base.setdefault(r['batch_size'], r['slices_per_s'])
+        r['ratio_vs_first'] = r['slices_per_s'] / base[r['batch_size']]
+    header = (f'| model | batch | input | device | slices/s | ratio vs '
+              f'{rows[0]["model"]} | s/batch | peak mem (MiB) |\n'
+              '|---|---|---|---|---|---|---|---|')
     lines = [header] + [
         f'| {r["model"]} | {r["batch_size"]} | {r["size"]}x{r["size"]} | '
-        f'{r["device"]} | {r["slices_per_s"]:.2f} | {r["sec_per_batch"]:.3f}'
+        f'{r["device"]} | {r["slices_per_s"]:.2f} | '
+        f'{r["ratio_vs_first"]:.2f} | {r["sec_per_batch"]:.3f}'
         f' | {r["peak_mem_mib"]:.0f} |' for r in rows
     ]
     table = '\n'.join(lines)
