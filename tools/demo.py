@@ -34,8 +34,8 @@ BTCV_IDS = [1, 2, 3, 4, 5, 6, 39, 40]
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--work-dir', default='work_dirs/demo')
-    p.add_argument('--pretrain-iters', type=int, default=150)
-    p.add_argument('--probe-iters', type=int, default=100)
+    p.add_argument('--pretrain-iters', type=int, default=300)
+    p.add_argument('--probe-iters', type=int, default=400)
     p.add_argument('--abdomen-cases', type=int, default=6)
     p.add_argument('--shape', type=int, nargs=3, default=(64, 64, 16),
                    metavar=('X', 'Y', 'Z'), help='phantom volume shape')
