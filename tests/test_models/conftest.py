@@ -1,4 +1,4 @@
-"""Run these tests single-threaded.
+"""Run the model tests single-threaded.
 
 The tensors here are tiny; on a shared 2-core machine two OpenMP threads
 competing with other processes made a 0.12 s train step take up to 4.7 s
