@@ -208,3 +208,29 @@ def test_dist_train_two_cpu_processes_end_identical(tmp_path,
     ckpt = torch.load(work / 'iter_3.pth', map_location='cpu',
                       weights_only=False)['state_dict']
     assert all(torch.equal(ckpt[k].cpu(), w0[k]) for k in compared)
+
+
+def test_command_line_to_config(tmp_path):
+    from tools_train import build_config, parse_args
+    cfg_file = osp.join(REPO, TINY['full'])
+    cfg = build_config(parse_args([cfg_file]))
+    assert cfg.work_dir.endswith(osp.join(
+        'work_dirs', 'mocov2-local-decor_r18_1xb4-6it_phantom'))
+    assert cfg.resume is False and cfg.optim_wrapper.type == 'OptimWrapper'
+    if not torch.cuda.is_available():  # nccl is impossible without CUDA
+        assert cfg.env_cfg.dist_cfg.backend == 'gloo'
+
+    cfg = build_config(parse_args([
+        cfg_file, '--work-dir', str(tmp_path), '--resume', '--amp',
+        '--auto-scale-lr', '--seed', '7', '--dist-backend', 'gloo',
+        '--cfg-options', 'model.local_weight=1.0'
+    ]))
+    assert cfg.work_dir == str(tmp_path)
+    assert cfg.resume is True and cfg.load_from is None  # latest in work_dir
+    assert cfg.optim_wrapper.type == 'AmpOptimWrapper'
+    assert cfg.auto_scale_lr.enable is True
+    assert cfg.randomness.seed == 7
+    assert cfg.model.local_weight == 1.0
+
+    cfg = build_config(parse_args([cfg_file, '--resume', 'some/iter_3.pth']))
+    assert cfg.resume is True and cfg.load_from == 'some/iter_3.pth'
