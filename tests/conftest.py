@@ -16,6 +16,22 @@ import pytest
 BTCV_PHANTOM_IDS = (1, 2, 3, 39, 40)
 
 
+@pytest.fixture(autouse=True)
+def _medssl_default_scope():
+    """Every test starts in the ``medssl`` scope, as configs do.
+
+    A Runner built by an earlier test (e.g. with ``default_scope='mmengine'``)
+    leaves its scope current, and ``MODELS.build`` then looks in the wrong
+    registry; the order of tests must not matter.
+    """
+    from mmengine.registry import DefaultScope
+
+    from medssl.utils import register_all_modules
+    register_all_modules(init_default_scope=False)
+    with DefaultScope.overwrite_default_scope('medssl'):
+        yield
+
+
 @pytest.fixture(scope='session')
 def phantom_btcv_root(tmp_path_factory):
     from medssl.datasets.phantoms import write_phantom_dataset

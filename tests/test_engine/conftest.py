@@ -21,7 +21,7 @@ def toy_runner(tmp_path):
             train_cfg=dict(by_epoch=False, max_iters=max_iters),
             default_hooks=dict(checkpoint=dict(
                 type='CheckpointHook', interval=max_iters, by_epoch=False)),
-            default_scope='mmengine',
+            default_scope='medssl',
             **kwargs)
 
     return make
