@@ -6,10 +6,11 @@ Example::
         data/abdomen1k --nproc 8
 """
 import argparse
-import json
 import sys
 
-from medssl.datasets.converters import ConversionError, convert_abdomen1k
+from medssl.datasets.converters import convert_abdomen1k
+from medssl.datasets.converters.cli import (add_worker_args, run_converter,
+                                            worker_kwargs)
 
 
 def parse_args(argv=None):
@@ -23,16 +24,7 @@ def parse_args(argv=None):
                    help='mask glob relative to root')
     p.add_argument('--no-masks', action='store_true',
                    help='ignore masks (images only)')
-    p.add_argument('--nproc', type=int, default=1,
-                   help='processes (one case each)')
-    p.add_argument('--threads', type=int, default=None,
-                   help='slice-writing threads per process (default 1; '
-                   'output is identical for any value)')
-    p.add_argument('--img-format', choices=['npy', 'png'], default='npy',
-                   help='image slice format: uint16 .npy (default; ~2x '
-                   'faster to read, far faster to write) or 16-bit PNG '
-                   '(~2.4x smaller). Labels are uint8 PNG either way')
-    p.add_argument('--on-error', choices=['fail', 'skip'], default='fail')
+    add_worker_args(p)
     p.add_argument('--keep-empty', action='store_true',
                    help='keep all-air slices too')
     p.add_argument('--min-body-fraction', type=float, default=0.0,
@@ -47,22 +39,12 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    try:
-        summary = convert_abdomen1k(
-            args.root, args.out, img_glob=args.img_glob,
-            mask_glob=args.mask_glob, with_masks=not args.no_masks,
-            nproc=args.nproc, threads=args.threads,
-            img_format=args.img_format,
-            on_error=args.on_error,
-            keep_empty=args.keep_empty,
-            min_body_fraction=args.min_body_fraction,
-            val_every=args.val_every)
-    except ConversionError as e:
-        print(f'ConversionError: {e}', file=sys.stderr)
-        return 1
-    print(json.dumps({k: v for k, v in summary.items() if k != 'cases'},
-                     indent=2, sort_keys=True))
-    return 0
+    return run_converter(
+        convert_abdomen1k, args.root, args.out, img_glob=args.img_glob,
+        mask_glob=args.mask_glob, with_masks=not args.no_masks,
+        keep_empty=args.keep_empty,
+        min_body_fraction=args.min_body_fraction, val_every=args.val_every,
+        **worker_kwargs(args))
 
 
 if __name__ == '__main__':

@@ -5,10 +5,11 @@ Example::
     python tools/dataset_converters/btcv.py data/btcv_raw data/btcv --nproc 4
 """
 import argparse
-import json
 import sys
 
-from medssl.datasets.converters import ConversionError, convert_btcv
+from medssl.datasets.converters import convert_btcv
+from medssl.datasets.converters.cli import (add_worker_args, run_converter,
+                                            worker_kwargs)
 
 
 def parse_args(argv=None):
@@ -25,16 +26,7 @@ def parse_args(argv=None):
     p.add_argument('--label-glob',
                    default='RawData/Training/label/label*.nii*',
                    help='label glob relative to root')
-    p.add_argument('--nproc', type=int, default=1,
-                   help='processes (one case each)')
-    p.add_argument('--threads', type=int, default=None,
-                   help='slice-writing threads per process (default 1; '
-                   'output is identical for any value)')
-    p.add_argument('--img-format', choices=['npy', 'png'], default='npy',
-                   help='image slice format: uint16 .npy (default; ~2x '
-                   'faster to read, far faster to write) or 16-bit PNG '
-                   '(~2.4x smaller). Labels are uint8 PNG either way')
-    p.add_argument('--on-error', choices=['fail', 'skip'], default='fail')
+    add_worker_args(p)
     p.add_argument('--drop-empty', action='store_true',
                    help='drop slices without body (default: keep every '
                    'slice so volumes can be rebuilt for 3D Dice)')
@@ -46,21 +38,11 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    try:
-        summary = convert_btcv(
-            args.root, args.out, split_file=args.split_file,
-            img_glob=args.img_glob, label_glob=args.label_glob,
-            nproc=args.nproc, threads=args.threads,
-            img_format=args.img_format,
-            on_error=args.on_error,
-            keep_empty=not args.drop_empty,
-            min_body_fraction=args.min_body_fraction)
-    except ConversionError as e:
-        print(f'ConversionError: {e}', file=sys.stderr)
-        return 1
-    print(json.dumps({k: v for k, v in summary.items() if k != 'cases'},
-                     indent=2, sort_keys=True))
-    return 0
+    return run_converter(
+        convert_btcv, args.root, args.out, split_file=args.split_file,
+        img_glob=args.img_glob, label_glob=args.label_glob,
+        keep_empty=not args.drop_empty,
+        min_body_fraction=args.min_body_fraction, **worker_kwargs(args))
 
 
 if __name__ == '__main__':
