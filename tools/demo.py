@@ -144,8 +144,8 @@ def main(argv=None) -> None:
              collapse_dir)
     ])
 
-    from medssl.analysis.data_efficiency import (Job, read_metric,
-                                                 test_command, train_command)
+    from medssl.analysis.data_efficiency import (Job, test_command,
+                                                 train_command)
     probe_cfg = osp.join(REPO, PROBE)
     data_opts = [
         f'{loader}.dataset.data_root={btcv_slices}'
@@ -168,11 +168,9 @@ def main(argv=None) -> None:
 
     results = OrderedDict()
     for job in jobs:
-        metric_file = _metric_file(osp.join(job.work_dir, 'test'))
-        with open(metric_file) as f:
+        # tools/test.py writes the VolumeDiceMetric JSON into its work dir
+        with open(osp.join(job.work_dir, 'test', 'volume_dice.json')) as f:
             results[job.method] = json.load(f)['metrics']
-        assert results[job.method]['mDice'] == read_metric(
-            osp.join(job.work_dir, 'test'))
     with open(osp.join(collapse_dir, 'collapse.json')) as f:
         collapse = json.load(f)
 
@@ -194,17 +192,6 @@ def main(argv=None) -> None:
     print('\n' + report)
     print(f'everything is under {work} '
           f'({time.time() - steps.start:.0f} s in all)')
-
-
-def _metric_file(test_dir: str) -> str:
-    """The VolumeDiceMetric JSON written by tools/test.py in ``test_dir``."""
-    found = []
-    for root, _, files in os.walk(test_dir):
-        found += [osp.join(root, f) for f in files if f.endswith('.json')
-                  and 'volume_dice' in f]
-    if not found:
-        raise FileNotFoundError(f'no volume_dice*.json under {test_dir}')
-    return max(found, key=osp.getmtime)
 
 
 if __name__ == '__main__':
