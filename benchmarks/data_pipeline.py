@@ -1,27 +1,35 @@
-"""CT data-path benchmark: converter throughput, pipeline speed, PNG vs npy.
+"""CT data-path benchmark: converter throughput, the configs' own training
+data pipeline against a measured training step, slice storage formats.
 
-1. Converter throughput relative to a raw baseline on the same phantom
-   volumes: baseline = ``nib.load`` + ``get_fdata`` + ``np.save`` of the
-   uint16-encoded volume (image and label); converter = the real
-   ``convert_cases`` (validation, per-slice image files, uint8 label PNGs,
-   meta JSON, atomic writes), one process, for each image format: ``npy``
-   (uint16 .npy, the default) and ``png`` (16-bit PNG, ``--img-format
-   png``). Ratio = baseline time / converter time (goal >= 0.8).
-2. Pretraining pipeline on a 512x512 slice stored in each format, built
-   from the registry, one worker: LoadCTSlice + HUWindow + MultiView(2 x
-   [RandomResizedCrop, RandomFlip, RandomHUContrast, RandomGaussianNoise,
-   RandomGaussianBlur, RandomGamma]); slices/s (each slice gives two views).
-3. Slice storage: 16-bit PNG (the converters' level-1 compression and
-   cv2's default level 3) vs ``.npy`` (uint16): bytes per slice, read
-   slices/s (cv2.imread vs np.load) and write slices/s.
+1. **Converter** throughput relative to raw I/O on the same phantom volumes:
+   baseline = ``nib.load`` + ``get_fdata`` + ``np.save`` of the uint16-encoded
+   volume (image and label); converter = the real ``convert_cases``
+   (validation, reorientation, per-slice image files, label PNGs, meta JSON,
+   atomic writes), one process, 1 and 2 slice-writing threads, for each image
+   format (``npy`` default, ``png``). Ratio = baseline / converter time
+   (goal >= 0.8 on 1 thread).
+2. **Training data pipeline from a config** (default: the tiny phantom and
+   the full-scale MedMoCo pretraining configs), on converted phantom slices
+   (``train_dataloader.dataset.data_root`` overridden): the config's dataset,
+   pipeline (LoadCTSlice, HUWindow, MultiViewWithParams of
+   RandomResizedCropWithParams ..., PackSelfSupInputs), sampler and collate
+   via ``Runner.build_dataloader`` with ``num_workers=0`` (so the data time is
+   one worker's), and the config's model + optimizer wrapper for a timed
+   ``train_step`` on the same batches. Reported: data s/batch, step
+   s/batch, data fraction = data / (data + step) with no worker overlap, and
+   the workers needed to hide the data time (ceil(data / step)).
+3. **Slice storage**: 16-bit PNG (the converters' level 1 + RLE, cv2's
+   default level 3) vs ``.npy`` (uint16): bytes, read and write slices/s.
 
 Usage::
 
     python benchmarks/data_pipeline.py [--cases 3] [--shape 512 512 24]
+        [--full-batch-size 8] [--steps 3]
         [--out benchmarks/results/data_pipeline.json]
 """
 import argparse
 import json
+import math
 import os
 import os.path as osp
 import platform
@@ -30,23 +38,42 @@ import sys
 import tempfile
 import time
 
-import cv2
-import nibabel as nib
-import numpy as np
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+CONFIGS = {
+    'tiny (phantom)': 'configs/selfsup/medmoco/'
+    'mocov2-local-decor_r18_1xb4-6it_phantom.py',
+    'full-scale (R50, 224^2)': 'configs/selfsup/medmoco/'
+    'mocov2-local-decor_r50_8xb32-200e_abdomen1k.py',
+}
 
-from medssl.datasets.converters import (CaseSpec, ConvertOptions,
-                                        convert_cases, write_npy, write_png)
-from medssl.datasets.converters.ct_io import canonical_to_slice, encode_hu
-from medssl.datasets.phantoms import write_phantom_dataset
 
-
-def _timeit(fn, repeat=1):
-    best = float('inf')
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(
+        description=__doc__.split('\n')[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog='example:\n  python benchmarks/data_pipeline.py --cases 3 '
+        '--steps 3 --full-batch-size 8\n(defaults are shown with -h as '
+        '"default: ...")')
+    p.add_argument('--cases', type=int, default=3,
+                   help='phantom volumes (default: 3)')
+    p.add_argument('--shape', type=int, nargs=3, default=[512, 512, 24],
+                   help='phantom volume shape (default: 512 512 24)')
+    p.add_argument('--repeat', type=int, default=2,
+                   help='converter runs, best kept (default: 2)')
+    p.add_argument('--steps', type=int, default=3,
+                   help='timed batches per config after one warm-up '
+                   '(default: 3)')
+    p.add_argument('--full-batch-size', type=int, default=8,
+                   help='batch of the full-scale config (its own is 32 per '
+                   'GPU; smaller keeps a CPU run short) (default: 8)')
+    p.add_argument('--skip', nargs='*', default=[],
+                   choices=['converter', 'pipeline', 'storage'],
+                   help='parts to skip (default: none)')
+    p.add_argument('--storage-slices', type=int, default=32,
+                   help='slices written per storage format (default: 32)')
+    p.add_argument('--out', default='benchmarks/results/data_pipeline.json',
+                   help='JSON result (default: %(default)s)')
+    return p.parse_args(argv)
 
 
 #: image formats, the default first
@@ -54,6 +81,14 @@ FORMATS = ('npy', 'png')
 
 
 def bench_converter(tmp, cases, shape, repeat):
+    import nibabel as nib
+    import numpy as np
+
+    from medssl.datasets.converters import (CaseSpec, ConvertOptions,
+                                            convert_cases)
+    from medssl.datasets.converters.ct_io import encode_hu
+    from medssl.datasets.phantoms import write_phantom_dataset
+    from medssl.utils.benchmark import time_calls
     raw = osp.join(tmp, 'raw')
     paths = write_phantom_dataset(raw, 'btcv', num_cases=cases, seed=0,
                                   shape=shape)
@@ -81,12 +116,12 @@ def bench_converter(tmp, cases, shape, repeat):
         n_slices[0] = sum(r['slices'] for r in done)
 
     threads = 2
-    t_base = _timeit(baseline, repeat)
+    t_base = min(time_calls(baseline, repeat))
     res = dict(cases=cases, shape=list(shape), baseline_s=t_base,
                threads=threads, formats={})
     for fmt in FORMATS:
-        t_conv = _timeit(lambda: convert(1, fmt), repeat)
-        t_conv_mt = _timeit(lambda: convert(threads, fmt), repeat)
+        t_conv = min(time_calls(lambda: convert(1, fmt), repeat))
+        t_conv_mt = min(time_calls(lambda: convert(threads, fmt), repeat))
         res['formats'][fmt] = dict(
             converter_s=t_conv,
             converter_slices_per_s=n_slices[0] / t_conv,
@@ -97,54 +132,74 @@ def bench_converter(tmp, cases, shape, repeat):
     return res
 
 
-def bench_pipeline(tmp, iters, img_format):
-    from medssl.registry import TRANSFORMS
-    from mmengine.dataset import Compose
-    path = osp.join(tmp, f'slice_512.{img_format}')
-    from medssl.datasets.phantoms import make_phantom_case
-    case = make_phantom_case(0, 'btcv', shape=(512, 512, 4), vary=False)
-    # written exactly like the converter writes it
-    (write_npy if img_format == 'npy' else write_png)(
-        path, encode_hu(canonical_to_slice(case['hu'], 1)))
-    view = [
-        dict(type='RandomResizedCrop', size=224, scale=(0.2, 1.0)),
-        dict(type='mmcv.RandomFlip', prob=0.5, direction='horizontal'),
-        dict(type='RandomHUContrast', contrast_range=(0.8, 1.2),
-             center=0.5, prob=0.8),
-        dict(type='RandomGaussianNoise', std_range=(0, 0.03), prob=0.5),
-        dict(type='RandomGaussianBlur', sigma_range=(0.1, 1.5), prob=0.5),
-        dict(type='RandomGamma', gamma_range=(0.7, 1.5), prob=0.5),
-    ]
-    pipeline = Compose([
-        TRANSFORMS.build(t) for t in [
-            dict(type='LoadCTSlice'),
-            dict(type='HUWindow', windows=[(-175, 250)]),
-            dict(type='MultiView', num_views=[2], transforms=[view]),
-        ]
-    ])
-    out = pipeline(dict(img_path=path))
-    views = out['img']
-    assert len(views) == 2 and views[0].dtype == np.float32, views
-    np.random.seed(0)
-    t0 = time.perf_counter()
-    for _ in range(iters):
-        pipeline(dict(img_path=path))
-    dt = time.perf_counter() - t0
+def bench_config(cfg_path, data_root, batch_size, steps):
+    """Data time vs training-step time of one pretraining config."""
+    import torch
+    from mmengine.config import Config
+    from mmengine.optim import build_optim_wrapper
+    from mmengine.runner import Runner
+
+    from medssl.registry import MODELS
+    cfg = Config.fromfile(osp.join(ROOT, cfg_path))
+    loader_cfg = cfg.train_dataloader
+    loader_cfg.dataset.data_root = data_root
+    loader_cfg.num_workers = 0
+    loader_cfg.persistent_workers = False
+    if batch_size:
+        loader_cfg.batch_size = batch_size
+    torch.manual_seed(0)
+    loader = Runner.build_dataloader(loader_cfg, seed=0)
+    model = MODELS.build(cfg.model)  # default init: timing only
+    model.train()
+    optim = build_optim_wrapper(model, cfg.optim_wrapper)
+    batches = iter(loader)
+    data_s, step_s = [], []
+    for i in range(steps + 1):  # the first batch/step warms up
+        t0 = time.perf_counter()
+        batch = next(batches)
+        t1 = time.perf_counter()
+        model.train_step(batch, optim)
+        t2 = time.perf_counter()
+        if i:
+            data_s.append(t1 - t0)
+            step_s.append(t2 - t1)
+    views = batch['inputs']
+    data, step = sum(data_s) / steps, sum(step_s) / steps
     return dict(
-        img_format=img_format,
-        slice_shape=[512, 512],
+        config=cfg_path,
+        batch_size=loader_cfg.batch_size,
         view_shape=list(views[0].shape),
-        iters=iters,
-        slices_per_s_per_worker=iters / dt,
-        ms_per_slice=1000 * dt / iters)
+        pipeline=[t['type'] for t in loader_cfg.dataset.pipeline],
+        collate=loader_cfg.get('collate_fn', {}).get('type', 'pseudo_collate'),
+        sampler=loader_cfg.sampler.type,
+        steps=steps,
+        data_s_per_batch=data,
+        step_s_per_batch=step,
+        data_fraction=data / (data + step),
+        workers_to_hide_data=max(1, math.ceil(data / step)))
+
+
+def make_phantom_slices(tmp, cases):
+    from medssl.datasets.converters import convert_abdomen1k
+    from medssl.datasets.phantoms import write_phantom_dataset
+    raw = osp.join(tmp, 'abdomen1k_raw')
+    write_phantom_dataset(raw, 'abdomen1k', num_cases=cases, seed=0,
+                          shape=(128, 128, 16))
+    out = osp.join(tmp, 'abdomen1k_slices')
+    convert_abdomen1k(raw, out, progress=False)
+    return out
 
 
 def bench_storage(tmp, n):
+    import cv2
+    import numpy as np
+
+    from medssl.datasets.converters import PNG_PARAMS
+    from medssl.datasets.converters.ct_io import canonical_to_slice, encode_hu
     from medssl.datasets.phantoms import make_phantom_case
     case = make_phantom_case(1, 'btcv', shape=(512, 512, n), vary=False)
     slices = [encode_hu(canonical_to_slice(case['hu'], z)) for z in range(n)]
     res = {}
-    from medssl.datasets.converters import PNG_PARAMS
     params = dict(png1=PNG_PARAMS, png3=[cv2.IMWRITE_PNG_COMPRESSION, 3])
     for fmt in ('png1', 'png3', 'npy'):
         d = osp.join(tmp, f'store_{fmt}')
@@ -175,70 +230,72 @@ def bench_storage(tmp, n):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    p.add_argument('--cases', type=int, default=3)
-    p.add_argument('--shape', type=int, nargs=3, default=[512, 512, 24])
-    p.add_argument('--repeat', type=int, default=2)
-    p.add_argument('--iters', type=int, default=100)
-    p.add_argument('--storage-slices', type=int, default=32)
-    p.add_argument('--out', default='benchmarks/results/data_pipeline.json')
-    args = p.parse_args(argv)
+    args = parse_args(argv)
+    import cv2
+    import nibabel as nib
+    import numpy as np
+
     from medssl.utils import register_all_modules
+    from medssl.utils.benchmark import format_table
     register_all_modules()
     cv2.setNumThreads(1)
     tmp = tempfile.mkdtemp(prefix='medssl_bench_')
     t_start = time.perf_counter()
+    result = dict(env=dict(
+        python=sys.version.split()[0], platform=platform.platform(),
+        cpus=os.cpu_count(), cv2=cv2.__version__, nibabel=nib.__version__,
+        numpy=np.__version__))
+    tables = []
     try:
-        conv = bench_converter(tmp, args.cases, args.shape, args.repeat)
-        pipe = {fmt: bench_pipeline(tmp, args.iters, fmt) for fmt in FORMATS}
-        store = bench_storage(tmp, args.storage_slices)
+        if 'converter' not in args.skip:
+            conv = bench_converter(tmp, args.cases, args.shape, args.repeat)
+            result['converter'] = conv
+            rows = [('raw nib load + np.save (1 thread)',
+                     f"{conv['baseline_s']:.2f} s", '1.00')]
+            for fmt in FORMATS:
+                c = conv['formats'][fmt]
+                rows += [(f'converter {fmt}, 1 thread',
+                          f"{c['converter_s']:.2f} s",
+                          f"{c['throughput_ratio']:.2f}"),
+                         (f"converter {fmt}, {conv['threads']} threads",
+                          f"{c['converter_threads_s']:.2f} s",
+                          f"{c['throughput_ratio_threads']:.2f}")]
+            tables.append(
+                f"Converter: {conv['cases']} cases {tuple(conv['shape'])}, "
+                f"{conv['slices']} slices (goal: ratio >= 0.8 on 1 thread)\n"
+                + format_table(rows, ('run', 'time', 'raw / run')))
+        if 'pipeline' not in args.skip:
+            root = make_phantom_slices(tmp, args.cases)
+            pipe = {}
+            for name, path in CONFIGS.items():
+                bs = None if name.startswith('tiny') else args.full_batch_size
+                pipe[name] = bench_config(path, root, bs, args.steps)
+            result['pipeline'] = pipe
+            rows = [(name, r['batch_size'], 'x'.join(map(str, r['view_shape'])),
+                     f"{r['data_s_per_batch'] * 1e3:.0f} ms",
+                     f"{r['step_s_per_batch'] * 1e3:.0f} ms",
+                     f"{100 * r['data_fraction']:.1f} %",
+                     r['workers_to_hide_data']) for name, r in pipe.items()]
+            tables.append(
+                'Training data pipeline of the config (1 worker) vs a '
+                'training step\n' + format_table(
+                    rows, ('config', 'batch', 'view', 'data/batch',
+                           'step/batch', 'data fraction', 'workers to hide')))
+        if 'storage' not in args.skip:
+            store = bench_storage(tmp, args.storage_slices)
+            result['storage'] = store
+            rows = [(name, f"{store[k]['bytes_per_slice'] / 1024:.0f} KiB",
+                     f"{store[k]['read_slices_per_s']:.0f}/s",
+                     f"{store[k]['write_slices_per_s']:.0f}/s")
+                    for k, name in (('png1', '16-bit PNG lvl 1 RLE (png)'),
+                                    ('png3', '16-bit PNG lvl 3 (cv2 default)'),
+                                    ('npy', '.npy uint16 (default)'))]
+            tables.append('Slice storage (512x512)\n' + format_table(
+                rows, ('format', 'size', 'read', 'write')))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    result = dict(
-        converter=conv,
-        pipeline=pipe,
-        storage=store,
-        env=dict(python=sys.version.split()[0], platform=platform.platform(),
-                 cpus=os.cpu_count(), cv2=cv2.__version__,
-                 nibabel=nib.__version__),
-        total_s=time.perf_counter() - t_start)
-
-    rows = [('raw nib load + np.save',
-             f"{conv['cases']} cases {tuple(conv['shape'])}, "
-             f"{conv['slices']} slices, 1 thread",
-             f"{conv['baseline_s']:.2f} s")]
-    for fmt in FORMATS:
-        c = conv['formats'][fmt]
-        rows += [
-            (f'converter {fmt}, 1 thread', 'same volumes',
-             f"{c['converter_s']:.2f} s "
-             f"({c['converter_slices_per_s']:.0f} slices/s)"),
-            (f"converter {fmt}, threads={conv['threads']}", 'same volumes',
-             f"{c['converter_threads_s']:.2f} s"),
-            (f'throughput ratio {fmt}', 'baseline / converter (goal >= 0.8)',
-             f"{c['throughput_ratio']:.2f} (1 thread), "
-             f"{c['throughput_ratio_threads']:.2f} "
-             f"({conv['threads']} threads)"),
-        ]
-    for fmt in FORMATS:
-        rows.append(
-            (f'pipeline {fmt} (1 worker)',
-             'LoadCTSlice+HUWindow+2 aug views of 512^2',
-             f"{pipe[fmt]['slices_per_s_per_worker']:.0f} slices/s "
-             f"({pipe[fmt]['ms_per_slice']:.1f} ms)"))
-    for fmt, name in (('png1', '16-bit PNG lvl 1 RLE (--img-format png)'),
-                      ('png3', '16-bit PNG lvl 3 (cv2 default)'),
-                      ('npy', '.npy uint16 (default)')):
-        s = store[fmt]
-        rows.append((name, f"{s['bytes_per_slice'] / 1024:.0f} KiB/slice",
-                     f"read {s['read_slices_per_s']:.0f}/s, write "
-                     f"{s['write_slices_per_s']:.0f}/s"))
-    w = [max(len(r[i]) for r in rows) for i in range(3)]
-    line = '+'.join('-' * (x + 2) for x in w)
-    print(line)
-    for r in rows:
-        print(' | '.join(c.ljust(x) for c, x in zip(r, w)))
-    print(line)
+    result['total_s'] = time.perf_counter() - t_start
+    print('\n\n'.join(tables))
     print(f"total {result['total_s']:.1f} s")
     os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
     with open(args.out, 'w') as f:

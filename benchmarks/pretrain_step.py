@@ -29,20 +29,15 @@ import json
 import os
 import platform
 import statistics
-import threading
 import time
-from typing import Callable, Dict, List
+from typing import Dict, List
 
 import torch
 
 from medssl.models.utils.whitening import (apply_grouped_whitening,
                                            grouped_moments, inv_sqrt_cov,
                                            moments_to_mean_cov)
-
-
-def _sync(device: str) -> None:
-    if device == 'cuda':
-        torch.cuda.synchronize()
+from medssl.utils.benchmark import PeakRSS, sync, time_calls
 
 
 def _malloc_trim() -> None:
@@ -52,56 +47,16 @@ def _malloc_trim() -> None:
         pass
 
 
-def _rss_bytes() -> int:
-    with open('/proc/self/statm') as f:
-        return int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE')
-
-
-class _PeakRSS:
-    """Peak RSS above the starting RSS, by a sampling thread."""
-
-    def __enter__(self):
-        self.base = _rss_bytes()
-        self.peak = self.base
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-        return self
-
-    def _run(self):
-        while not self._stop.is_set():
-            self.peak = max(self.peak, _rss_bytes())
-            time.sleep(0.002)
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, _rss_bytes())
-
-    @property
-    def delta(self) -> int:
-        return self.peak - self.base
-
-
-def _time(fn: Callable[[], None], device: str, warmup: int,
-          iters: int) -> List[float]:
-    for _ in range(warmup):
-        fn()
-    _sync(device)
-    times = []
-    for _ in range(iters):
-        t0 = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append(time.perf_counter() - t0)
-    return times
-
-
 def model_cfg(variant: str, depth: int, queue_len: int, num_groups: int,
               method: str, grid: int) -> dict:
     c3, c4 = (256, 512) if depth in (18, 34) else (1024, 2048)
     local = variant in ('local', 'full')
-    decor = variant in ('decor', 'full')
+    decor = variant.startswith('decor') or variant == 'full'
+    # decor-fixed: fixed groups (the first implementation); decor-shuffled:
+    # groups redrawn every step; decor-full: one C x C group; decor-loss and
+    # full (the default method): shuffled groups + the spectral loss.
+    shuffle = variant in ('decor-shuffled', 'decor-loss', 'full')
+    groups = 1 if variant == 'decor-full' else num_groups
     cfg = dict(
         type='MoCo' if variant == 'moco' else 'MedMoCo',
         queue_len=queue_len,
@@ -123,8 +78,11 @@ def model_cfg(variant: str, depth: int, queue_len: int, num_groups: int,
                             grid_size=grid, temperature=0.2)
             if local else None,
             decorrelation=dict(type='EigenDecorrelationNeck',
-                               in_channels=c4, num_groups=num_groups,
+                               in_channels=c4, num_groups=groups,
+                               shuffle_groups=shuffle,
                                method=method) if decor else None,
+            decorrelation_loss=dict(type='SpectralDecorrelationLoss')
+            if variant in ('decor-loss', 'full') else None,
             local_in_index=0,
             local_weight=0.5)
     return cfg
@@ -154,7 +112,8 @@ def bench_steps(args) -> List[Dict]:
             ]))
         samples.append(ds)
     data = dict(inputs=inputs, data_samples=samples)
-    variants = ('moco', 'local', 'decor', 'full')
+    variants = ('moco', 'local', 'decor-fixed', 'decor-shuffled',
+                'decor-full', 'decor-loss', 'full')
     models, wrappers = {}, {}
     for variant in variants:
         torch.manual_seed(0)
@@ -175,10 +134,10 @@ def bench_steps(args) -> List[Dict]:
     times = {v: [] for v in variants}
     for it in range(args.warmup + args.iters):
         for v in variants:
-            _sync(args.device)
+            sync(args.device)
             t0 = time.perf_counter()
             step(v)
-            _sync(args.device)
+            sync(args.device)
             if it >= args.warmup:
                 times[v].append(time.perf_counter() - t0)
     rows = []
@@ -189,14 +148,14 @@ def bench_steps(args) -> List[Dict]:
             torch.cuda.reset_peak_memory_stats()
             base = torch.cuda.memory_allocated()
             step(v)
-            _sync(args.device)
+            sync(args.device)
             mem = torch.cuda.max_memory_allocated() - base
         else:
             # Return freed heap pages to the OS first, so the step's
             # allocations show up as RSS growth again.
             gc.collect()
             _malloc_trim()
-            with _PeakRSS() as rss:
+            with PeakRSS() as rss:
                 step(v)
             mem = rss.delta
         rows.append(dict(variant=v, median_s=statistics.median(times[v]),
@@ -235,25 +194,42 @@ def bench_decorrelation(args) -> List[Dict]:
         ('naive eigh (1 group, fp64)', 1, 'eigh', 0),
         ('grouped eigh (32 x 64)', 32, 'eigh', 0),
         ('grouped eigh (64 x 32)', 64, 'eigh', 0),
+        ('shuffled eigh (32 x 64) + running CxC cov', 32, 'shuffled', 0),
         ('newton-schulz T=5 (64 x 32)', 64, 'newton_schulz', 5),
         ('newton-schulz T=10 (64 x 32)', 64, 'newton_schulz', 10),
     ]
     rows = []
     for name, groups, method, iters in setups:
+        if method == 'shuffled':
+            from medssl.models.necks import EigenDecorrelationNeck
+            neck = EigenDecorrelationNeck(c, groups, shuffle_groups=True,
+                                          sync_stats=False).to(args.device)
+
         def run():
             x = x0.clone().requires_grad_(True)
-            sx, sxx, cnt = grouped_moments(x, groups)
-            mean, cov = moments_to_mean_cov(sx, sxx, cnt, 1e-5)
-            w = inv_sqrt_cov(cov, method, iters)
-            y = apply_grouped_whitening(x, mean, w)
+            if method == 'shuffled':  # the neck's own forward (M, C) maps
+                y = neck((x.t()[None, :, :, None], ))[0][0, :, :, 0].t()
+            else:
+                sx, sxx, cnt = grouped_moments(x, groups)
+                mean, cov = moments_to_mean_cov(sx, sxx, cnt, 1e-5)
+                w = inv_sqrt_cov(cov, method, iters)
+                y = apply_grouped_whitening(x, mean, w)
             y.square().mean().backward()
             return y.detach()
 
-        # The first (warm-up) run also gives the whitening error.
-        errs = _whitening_errors(run(), groups)
+        # The first (warm-up) run also gives the whitening error (for the
+        # shuffled neck: within this step's permuted groups, reported under
+        # the contiguous-groups column only when the permutation is known).
+        y0 = run()
+        if method == 'shuffled':
+            neck.num_batches_tracked.sub_(1)  # the permutation y0 used
+            perm = neck.permutation(y0.device)
+            errs = _whitening_errors(y0[:, perm], groups)
+        else:
+            errs = _whitening_errors(y0, groups)
         # Naive eigh is slow and steady: one timed run is enough.
-        times = _time(run, args.device, 0,
-                      1 if groups == 1 else args.decor_iters)
+        times = time_calls(run, 1 if groups == 1 else args.decor_iters,
+                           device=args.device)
         rows.append(dict(name=name, groups=groups, method=method,
                          ns_iters=iters, median_s=statistics.median(times),
                          times_s=times, **errs))

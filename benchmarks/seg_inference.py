@@ -22,12 +22,12 @@ import os
 import os.path as osp
 import platform
 import sys
-import threading
-import time
 
 import numpy as np
 import torch
 from mmengine.config import Config
+
+from medssl.utils.benchmark import PeakRSS, time_calls
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CFG = osp.join(ROOT, 'configs/benchmarks/mmsegmentation/btcv')
@@ -35,35 +35,6 @@ MODELS_TO_RUN = {
     'FCN R50-D8': 'fcn_r50-d8_4xb4-40k_btcv-512x512.py',
     'DeepLabV3+ R50-D8': 'deeplabv3plus_r50-d8_4xb4-40k_btcv-512x512.py',
 }
-
-
-def _rss() -> int:
-    with open('/proc/self/statm') as f:
-        return int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE')
-
-
-class PeakRSS:
-    """Samples RSS in a thread; ``peak - start`` in bytes."""
-
-    def __init__(self, interval=0.002):
-        self.interval = interval
-        self.start = self.peak = _rss()
-        self._stop = threading.Event()
-        self._t = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self):
-        while not self._stop.is_set():
-            self.peak = max(self.peak, _rss())
-            time.sleep(self.interval)
-
-    def __enter__(self):
-        self._t.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._t.join()
-        self.peak = max(self.peak, _rss())
 
 
 def make_batch(batch_size, size, device):
@@ -90,17 +61,11 @@ def bench_model(name, cfg_file, batch_sizes, size, device, warmup, iters):
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
             base = torch.cuda.memory_allocated()
-        times = []
+        preds = []
         with torch.no_grad(), PeakRSS() as mem:
-            for i in range(warmup + iters):
-                t0 = time.perf_counter()
-                preds = model.test_step(batch)
-                if device.startswith('cuda'):
-                    torch.cuda.synchronize()
-                dt = time.perf_counter() - t0
-                if i >= warmup:
-                    times.append(dt)
-        assert preds[0].pred_sem_seg.data.shape[-2:] == (size, size)
+            times = time_calls(lambda: preds.append(model.test_step(batch)),
+                               iters, warmup=warmup, device=device)
+        assert preds[-1][0].pred_sem_seg.data.shape[-2:] == (size, size)
         if device.startswith('cuda'):
             peak = torch.cuda.max_memory_allocated() - base
         else:

@@ -14,11 +14,13 @@ import argparse
 import json
 import os
 import os.path as osp
-import subprocess
 import sys
 import time
 from collections import OrderedDict
 from typing import Dict, List
+
+from medssl.cli import HelpFormatter
+from medssl.utils.process import run_logged
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 PRETRAIN = OrderedDict(
@@ -27,19 +29,30 @@ PRETRAIN = OrderedDict(
     'mocov2-local-decor_r18_1xb4-6it_phantom.py')
 PROBE = 'configs/benchmarks/mmsegmentation/btcv/' \
     'linear_r18_1xb2-20it_btcv-phantom.py'
-# BTCV phantoms: 6 cases of the fixed training split, 2 of the validation one
+# BTCV phantoms by the shipped split (btcv_13organ.json): 5 training cases,
+# 1 validation case (img0003: the probe's end-of-training val) and 2 of the
+# held-out test set (img0039, img0040: only tools/test.py sees them)
 BTCV_IDS = [1, 2, 3, 4, 5, 6, 39, 40]
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    p.add_argument('--work-dir', default='work_dirs/demo')
-    p.add_argument('--pretrain-iters', type=int, default=300)
-    p.add_argument('--probe-iters', type=int, default=400)
-    p.add_argument('--abdomen-cases', type=int, default=6)
+    p = argparse.ArgumentParser(
+        description=__doc__.split('\n')[0], formatter_class=HelpFormatter,
+        epilog='example (about 3 min on 2 cores):\n'
+        '  python tools/demo.py --work-dir work_dirs/demo\n'
+        '  python tools/demo.py --pretrain-iters 50 --probe-iters 50  # smoke')
+    p.add_argument('--work-dir', default='work_dirs/demo',
+                   help='everything goes here (data, runs, logs, report)')
+    p.add_argument('--pretrain-iters', type=int, default=300,
+                   help='pretraining iterations per method')
+    p.add_argument('--probe-iters', type=int, default=400,
+                   help='linear-probe iterations per checkpoint')
+    p.add_argument('--abdomen-cases', type=int, default=6,
+                   help='AbdomenCT-1K phantom volumes for pretraining')
     p.add_argument('--shape', type=int, nargs=3, default=(64, 64, 16),
                    metavar=('X', 'Y', 'Z'), help='phantom volume shape')
-    p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--seed', type=int, default=0,
+                   help='phantom and training seed')
     return p.parse_args(argv)
 
 
@@ -58,14 +71,10 @@ class Steps:
         print(f'[{self.k}/{self.total}] {title} ...', flush=True)
         for i, cmd in enumerate(cmds):
             log = osp.join(self.log_dir, f'step{self.k}_{i}.log')
-            with open(log, 'w') as f:
-                proc = subprocess.run(cmd, cwd=REPO, stdout=f,
-                                      stderr=subprocess.STDOUT)
-            if proc.returncode != 0:
-                with open(log) as f:
-                    tail = f.read()[-3000:]
-                raise SystemExit(f'step {self.k} failed: {" ".join(cmd)}\n'
-                                 f'--- last lines of {log} ---\n{tail}')
+            try:
+                run_logged(cmd, log, cwd=REPO)
+            except RuntimeError as e:
+                raise SystemExit(f'step {self.k} failed: {e}')
         print(f'      done in {time.time() - t0:.0f} s '
               f'(total {time.time() - self.start:.0f} s)', flush=True)
 
@@ -95,6 +104,13 @@ def dice_table(results: Dict[str, dict]) -> str:
             '—' if c is None or c != c else f'{c:.1f}' for c in cells) + ' |')
     lines.append('| **mDice** | ' + ' | '.join(
         f'**{results[m]["mDice"]:.1f}**' for m in methods) + ' |')
+    if all('mHD95' in results[m] for m in methods):
+        lines.append('| **mHD95 (mm)** | ' + ' | '.join(
+            f'**{results[m]["mHD95"]:.1f}**' for m in methods) + ' |')
+    lines.append('| missed / false-positive organ-cases | ' + ' | '.join(
+        f'{results[m].get("missed_organs", "?")} / '
+        f'{results[m].get("false_positive_organs", "?")}'
+        for m in methods) + ' |')
     return '\n'.join(lines)
 
 
@@ -160,7 +176,7 @@ def main(argv=None) -> None:
     ]
     steps.run(f'linear probe on frozen backbones ({args.probe_iters} '
               'iterations each)', [train_command(probe_cfg, j) for j in jobs])
-    steps.run('per-volume 3D Dice on the validation volumes', [
+    steps.run('per-volume 3D Dice and HD95 on the held-out test volumes', [
         test_command(probe_cfg, j,
                      osp.join(j.work_dir, f'iter_{args.probe_iters}.pth'))
         for j in jobs
@@ -180,8 +196,9 @@ def main(argv=None) -> None:
             f'{m["effective_rank"]:.1f}' for m in r['embeddings'].values()) +
         ' |' for name, r in collapse.items())
     etypes = list(next(iter(collapse.values()))['embeddings'])
-    report = (f'# medssl demo\n\n## Linear probe, 3D Dice (%) on the '
-              f'validation volumes\n\n{table}\n\n## Effective rank\n\n'
+    report = (f'# medssl demo\n\n## Linear probe (affine-free BN + 1x1 '
+              f'conv on the frozen backbone), 3D Dice (%) and HD95 on the '
+              f'held-out test volumes\n\n{table}\n\n## Effective rank\n\n'
               f'| checkpoint | ' + ' | '.join(etypes) + ' |\n' + '|---' *
               (len(etypes) + 1) + f'|\n{ranks}\n\nSpectra: '
               f'{osp.join(collapse_dir, "collapse.png")}\n')

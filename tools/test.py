@@ -10,31 +10,42 @@ The evaluator (``VolumeDiceMetric`` in the benchmark configs) prints a
 per-organ 3D Dice table and writes ``<work_dir>/volume_dice.json`` (or
 ``--metric-file``). ``--out DIR`` also writes the predicted label slices as
 uint8 PNGs named like the input slices (``<case>_<z>.png``).
+
+The checkpoint is read weights-only and loaded strictly
+(``medssl.utils.checkpoint.load_model_checkpoint``): a file that is not a
+checkpoint of this config's model -- e.g. a pretraining checkpoint given for
+a segmentation config -- stops with ``CheckpointError: <path>: ...`` naming
+the missing/unexpected key prefixes (exit 1), instead of printing the Dice
+of a randomly initialised head. ``--max-key-mismatch N`` tolerates N keys.
 """
 import argparse
 import os
 import os.path as osp
+import sys
 
 from mmengine.config import Config, DictAction
-from mmengine.runner import Runner
 
-from medssl.utils.launcher import setup_cpu_distributed
+from medssl.cli import HelpFormatter
+
+CLEAN_ERRORS = ('ConfigKeyError', 'CheckpointError')
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
-        description='Test (and evaluate) a medssl segmentation model')
+        description='Test (and evaluate) a medssl segmentation model',
+        formatter_class=HelpFormatter,
+        epilog='examples:\n' + __doc__.split('Examples::')[1].split('\n\n')[1])
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument(
         '--work-dir',
-        help='where to save logs and the metric JSON; default '
+        help='where to save logs and the metric JSON; None: '
         './work_dirs/<config name>')
     parser.add_argument(
         '--out', help='folder to write the predicted label slices (PNG)')
     parser.add_argument(
         '--metric-file',
-        help='JSON file for the per-case/per-organ results; default '
+        help='JSON file for the per-case/per-organ results; None: '
         '<work_dir>/volume_dice.json')
     parser.add_argument(
         '--cfg-options',
@@ -46,7 +57,11 @@ def parse_args(argv=None):
         choices=['none', 'pytorch', 'slurm', 'mpi'],
         default='none',
         help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    parser.add_argument(
+        '--max-key-mismatch', type=int, default=0,
+        help='missing + unexpected checkpoint keys tolerated')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0,
+                        help='set by torch.distributed launchers')
     args = parser.parse_args(argv)
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
@@ -61,16 +76,11 @@ def _set_evaluator(evaluator, key, value):
 
 
 def build_config(args) -> Config:
-    cfg = Config.fromfile(args.config)
-    cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs',
-                                osp.splitext(osp.basename(args.config))[0])
-    cfg.load_from = args.checkpoint
+    from medssl.utils.launcher import load_run_config, setup_cpu_distributed
+    cfg = load_run_config(args.config, args.cfg_options, args.launcher,
+                          args.work_dir)
+    # loaded strictly by main(), not by the Runner's non-strict load_from
+    cfg.load_from = None
     cfg.resume = False
     # the checkpoint holds every weight: do not load pretrained backbones
     if 'backbone' in cfg.model and cfg.model.backbone.get('init_cfg'):
@@ -89,11 +99,25 @@ def main(argv=None):
     args = parse_args(argv)
     from medssl.utils import register_all_modules
     register_all_modules(init_default_scope=False)
+    from mmengine.model import is_model_wrapper
+    from mmengine.runner import Runner
+
+    from medssl.utils.checkpoint import load_model_checkpoint
     cfg = build_config(args)
     runner = Runner.from_cfg(cfg)
+    model = runner.model.module if is_model_wrapper(runner.model) \
+        else runner.model
+    load_model_checkpoint(model, args.checkpoint, args.max_key_mismatch)
+    runner.logger.info(f'Load checkpoint from {args.checkpoint} (strict)')
     metrics = runner.test()
     return metrics
 
 
 if __name__ == '__main__':
-    main()
+    try:
+        main()
+    except Exception as e:  # noqa: BLE001
+        if type(e).__name__ not in CLEAN_ERRORS:
+            raise
+        print(f'{type(e).__name__}: {e}', file=sys.stderr)
+        sys.exit(1)

@@ -11,17 +11,24 @@ Examples::
 import argparse
 import os
 import os.path as osp
+import sys
 
 from mmengine.config import Config, DictAction
-from mmengine.runner import Runner
 
-from medssl.utils.launcher import setup_cpu_distributed
+from medssl.cli import HelpFormatter
+
+#: Errors that end the run with one line ``<Error>: <message>`` and exit 1
+#: (config keys, checkpoints, non-finite training), not a traceback.
+CLEAN_ERRORS = ('ConfigKeyError', 'CheckpointError', 'NonFiniteLossError')
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description='Train a medssl model')
+    parser = argparse.ArgumentParser(
+        description='Train a medssl model', formatter_class=HelpFormatter,
+        epilog='examples:\n' + __doc__.split('Examples::')[1].split('\n\n')[1])
     parser.add_argument('config', help='train config file path')
-    parser.add_argument('--work-dir', help='the dir to save logs and models')
+    parser.add_argument('--work-dir', help='the dir to save logs and models '
+                        '(None: ./work_dirs/<config name>)')
     parser.add_argument(
         '--resume',
         nargs='?',
@@ -38,7 +45,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         '--dist-backend',
         choices=['nccl', 'gloo', 'mpi'],
-        help='torch.distributed backend; default: the config\'s, switched to '
+        help='torch.distributed backend; None: the config\'s, switched to '
         'gloo when CUDA is unavailable')
     parser.add_argument('--seed', type=int, help='random seed')
     parser.add_argument(
@@ -52,7 +59,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         choices=['none', 'pytorch', 'slurm', 'mpi'],
         default='none',
         help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0,
+                        help='set by torch.distributed launchers')
     args = parser.parse_args(argv)
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
@@ -60,18 +68,17 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def build_config(args: argparse.Namespace) -> Config:
-    """Config file + command line -> the config the Runner gets."""
-    cfg = Config.fromfile(args.config)
-    cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
+    """Config file + command line -> the config the Runner gets.
 
-    # work_dir priority: CLI > config > ./work_dirs/<config name>
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs',
-                                osp.splitext(osp.basename(args.config))[0])
+    Unknown / misspelt top-level keys are a ``ConfigKeyError``
+    (medssl.utils.config); ``--resume`` without a path continues from
+    medssl.utils.checkpoint.find_resume_checkpoint (never from a temporary
+    of an interrupted save); a ``NonFiniteLossHook`` is added if the config
+    has none, so no checkpoint with NaN/inf tensors is written.
+    """
+    from medssl.utils.launcher import load_run_config, setup_cpu_distributed
+    cfg = load_run_config(args.config, args.cfg_options, args.launcher,
+                          args.work_dir)
 
     if args.amp:
         optim_wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
@@ -86,8 +93,10 @@ def build_config(args: argparse.Namespace) -> Config:
         cfg.auto_scale_lr.enable = True
 
     if args.resume == 'auto':
+        from medssl.utils.checkpoint import find_resume_checkpoint
         cfg.resume = True
-        cfg.load_from = None
+        cfg.load_from = find_resume_checkpoint(cfg.work_dir) \
+            if osp.isdir(cfg.work_dir) else None
     elif args.resume is not None:
         cfg.resume = True
         cfg.load_from = args.resume
@@ -100,6 +109,11 @@ def build_config(args: argparse.Namespace) -> Config:
         cfg.setdefault('env_cfg', dict())
         cfg.env_cfg.setdefault('dist_cfg', dict())
         cfg.env_cfg.dist_cfg.backend = args.dist_backend
+    hooks = cfg.get('custom_hooks') or []
+    if not any(str(h.get('type', '')).split('.')[-1] == 'NonFiniteLossHook'
+               for h in hooks):
+        cfg.custom_hooks = list(hooks) + [
+            dict(type='NonFiniteLossHook', on_nonfinite='raise')]
     # CPU-only machine: gloo, and a process group mmengine can't make itself
     setup_cpu_distributed(cfg)
     return cfg
@@ -111,9 +125,16 @@ def main(argv=None) -> None:
     from medssl.utils import register_all_modules
     register_all_modules(init_default_scope=False)
     cfg = build_config(args)
+    from mmengine.runner import Runner
     runner = Runner.from_cfg(cfg)
     runner.train()
 
 
 if __name__ == '__main__':
-    main()
+    try:
+        main()
+    except Exception as e:  # noqa: BLE001
+        if type(e).__name__ not in CLEAN_ERRORS:
+            raise
+        print(f'{type(e).__name__}: {e}', file=sys.stderr)
+        sys.exit(1)

@@ -1,4 +1,4 @@
-"""Collapse analysis and data-efficiency protocol (owner: analysis)."""
+"""Collapse analysis and data-efficiency protocol."""
 from .spectrum import (alignment, collapse_metrics, covariance_spectrum,
                        effective_rank, effective_rank_from_values,
                        embedding_spectrum, l2_normalize, normalized_std,

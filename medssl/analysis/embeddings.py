@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .pooling import pool_embedding
 from .spectrum import alignment, collapse_metrics
 
 __all__ = [
@@ -153,24 +154,6 @@ def _quiet_init_weights(model: nn.Module) -> None:
         logger.setLevel(level)
 
 
-def _pool(out) -> torch.Tensor:
-    t = out
-    while isinstance(t, (list, tuple)):
-        t = t[-1]
-    if t.dim() == 4:
-        t = t.mean(dim=(2, 3))
-    return t.reshape(t.shape[0], -1)
-
-
-def _first(out) -> torch.Tensor:
-    t = out
-    while isinstance(t, (list, tuple)):
-        t = t[0]
-    if t.dim() == 4:
-        t = t.mean(dim=(2, 3))
-    return t.reshape(t.shape[0], -1)
-
-
 @torch.no_grad()
 def model_embeddings(model: nn.Module,
                      x: torch.Tensor) -> Dict[str, torch.Tensor]:
@@ -178,17 +161,17 @@ def model_embeddings(model: nn.Module,
     feats = model.backbone(x)
     if not isinstance(feats, (list, tuple)):
         feats = (feats, )
-    out = OrderedDict(backbone=_pool(feats))
+    out = OrderedDict(backbone=pool_embedding(feats, 'last'))
     decor = getattr(model, 'decorrelation', None)
     g = feats
     if isinstance(decor, nn.Module):
         g = decor(tuple(feats))
         if not isinstance(g, (list, tuple)):
             g = (g, )
-        out['decorrelated'] = _pool(g)
+        out['decorrelated'] = pool_embedding(g, 'last')
     neck = getattr(model, 'neck', None)
     if isinstance(neck, nn.Module):
-        out['projector'] = _first(neck((g[-1], )))
+        out['projector'] = pool_embedding(neck((g[-1], )), 'first')
     return out
 
 
@@ -250,11 +233,14 @@ def analyze_checkpoints(cfg,
                         with_alignment: bool = False,
                         device: Optional[str] = None,
                         progress: bool = True,
-                        logger=None) -> Dict:
+                        logger=None,
+                        seed: int = 0) -> Dict:
     """Collapse report ``{name: {embedding type: metrics}}`` for each
     checkpoint (metrics of :func:`collapse_metrics`, with ``alignment``
     between two views of the config's training pipeline when
-    ``with_alignment``)."""
+    ``with_alignment``). ``seed`` seeds python/numpy/torch before each model
+    is built, so a ``'random'`` checkpoint (the random-init baseline) and
+    the augmented views are the same in every run with that seed."""
     if device is None:
         device = 'cuda' if torch.cuda.is_available() else 'cpu'
     from medssl.utils import register_all_modules
@@ -265,7 +251,9 @@ def analyze_checkpoints(cfg,
     if with_alignment:
         pair_dataset = build_slice_dataset(cfg, None, data_root, num_samples)
     report = OrderedDict()
+    from mmengine.runner import set_random_seed
     for name, ckpt in checkpoints.items():
+        set_random_seed(seed)
         model = build_ssl_model(cfg)
         if ckpt in (None, 'random', 'none') and hasattr(model, 'init_weights'):
             _quiet_init_weights(model)
@@ -273,10 +261,7 @@ def analyze_checkpoints(cfg,
         emb = extract_embeddings(model, dataset, batch_size, device, progress)
         pairs = None
         if pair_dataset is not None:
-            torch.manual_seed(0)
-            np.random.seed(0)
-            import random
-            random.seed(0)
+            set_random_seed(seed)
             pairs = extract_embeddings(model, pair_dataset, batch_size, device,
                                        progress)
         res = OrderedDict()

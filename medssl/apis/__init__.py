@@ -1,4 +1,4 @@
-"""High-level APIs (owner: downstream): checkpoint conversion and volume
+"""High-level APIs: checkpoint conversion and volume
 inference. Import submodules explicitly, e.g.
 ``from medssl.apis.inference import init_segmentor, inference_volume``."""
 from .model_converters import convert_selfsup_to_mmseg

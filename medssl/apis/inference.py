@@ -1,19 +1,23 @@
-"""Segment whole CT volumes with a 2D slice model (owner: downstream).
+"""Segment whole CT volumes with a 2D slice model.
 
 Geometry (DESIGN.md, ``ct_io``):
 
 1. read the NIfTI with nibabel (HU = ``get_fdata()``, slope/intercept applied);
-2. reorient to the closest canonical RAS+ frame with
-   ``ornt = io_orientation(affine)``, ``apply_orientation(data, ornt)`` -- the
-   same frame the converters slice in;
+2. reorient to the closest canonical RAS+ frame with ``ct_io.to_canonical``
+   -- the same function (and frame) the converters slice with;
 3. axial slice ``z`` -> 2D image ``ct_io.canonical_to_slice(vol, z)``;
 4. the config's *test pipeline* (loading transforms removed: the slice is
    already HU float32 (H, W, 1)) windows/normalises each slice;
 5. ``model.test_step`` in batches (progress bar) -> label slices;
 6. ``ct_io.slices_to_canonical`` -> canonical labels -> back to the original
-   array orientation with ``ornt_transform(canonical, ornt)``;
+   array orientation with ``ct_io.from_canonical``;
 7. saved as uint8 NIfTI with the input's affine and header (data dtype uint8,
-   scl_slope/scl_inter reset).
+   scl_slope/scl_inter reset), atomically (hidden temporary + rename).
+
+Errors name the file (:class:`VolumeError`); over a folder, every good file
+is written and the bad ones are collected (:func:`segment_path`). The
+checkpoint is read weights-only and loaded strictly
+(``medssl.utils.checkpoint``).
 """
 import copy
 import os
@@ -25,7 +29,6 @@ import numpy as np
 import torch
 from mmengine.config import Config
 from mmengine.dataset import Compose
-from mmengine.runner import load_checkpoint
 from mmengine.utils import ProgressBar
 
 from medssl.datasets.converters import ct_io
@@ -33,12 +36,16 @@ from medssl.datasets.converters import ct_io
 __all__ = [
     'init_segmentor', 'build_slice_pipeline', 'volume_to_canonical',
     'canonical_to_original', 'inference_slices', 'inference_volume',
-    'segment_nifti', 'segment_path'
+    'segment_nifti', 'segment_path', 'VolumeError'
 ]
 
 _LOADING = ('LoadCTSlice', 'LoadAnnotations', 'LoadImageFromFile',
             'LoadImageFromNDArray', 'LoadBiomedicalImageFromFile',
             'LoadBiomedicalAnnotation', 'LoadDepthAnnotation')
+
+
+class VolumeError(ValueError):
+    """A volume that cannot be segmented; the message names the file."""
 
 
 def _type_name(t) -> str:
@@ -70,8 +77,8 @@ def init_segmentor(config: Union[str, Config],
     cfg.model.train_cfg = None
     model = MODELS.build(cfg.model)
     if checkpoint is not None:
-        ckpt = load_checkpoint(model, checkpoint, map_location='cpu',
-                               strict=True)
+        from medssl.utils.checkpoint import load_model_checkpoint
+        ckpt = load_model_checkpoint(model, checkpoint)
         meta = ckpt.get('meta', {}) if isinstance(ckpt, dict) else {}
         if 'dataset_meta' in meta:
             model.dataset_meta = meta['dataset_meta']
@@ -102,18 +109,14 @@ def volume_to_canonical(img: nib.spatialimages.SpatialImage
         data = data[..., 0]
     if data.ndim != 3:
         raise ValueError(f'expected a 3D volume, got shape {data.shape}')
-    ornt = nib.orientations.io_orientation(img.affine)
-    canonical = nib.orientations.apply_orientation(data, ornt)
+    canonical, _, ornt = ct_io.to_canonical(data, img.affine)
     return np.ascontiguousarray(canonical), ornt
 
 
 def canonical_to_original(canonical: np.ndarray,
                           ornt: np.ndarray) -> np.ndarray:
     """Inverse of :func:`volume_to_canonical`'s reorientation."""
-    ras = nib.orientations.axcodes2ornt(('R', 'A', 'S'))
-    back = nib.orientations.ornt_transform(ras, ornt)
-    return np.ascontiguousarray(
-        nib.orientations.apply_orientation(canonical, back))
+    return ct_io.from_canonical(canonical, ornt)
 
 
 def _to_label(sample) -> np.ndarray:
@@ -191,15 +194,29 @@ def save_labels(labels: np.ndarray, like: nib.spatialimages.SpatialImage,
             out.set_qform(qform, int(qcode))
         if scode:
             out.set_sform(sform, int(scode))
-    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    nib.save(out, path)
+    d, name = osp.split(osp.abspath(path))
+    os.makedirs(d, exist_ok=True)
+    # all or nothing: a hidden temporary with the same suffix, then rename
+    suffix = '.nii.gz' if name.endswith('.nii.gz') else osp.splitext(name)[1]
+    tmp = osp.join(d, f'.{name}.{os.getpid()}.tmp{suffix}')
+    try:
+        nib.save(out, tmp)
+        os.replace(tmp, path)
+    finally:
+        if osp.exists(tmp):
+            os.remove(tmp)
     return out
 
 
 def segment_nifti(model, src: str, dst: str, pipeline=None,
                   batch_size: int = 8, progress: bool = True) -> np.ndarray:
-    img = nib.load(src)
-    labels = inference_volume(model, img, pipeline, batch_size, progress)
+    """Segment ``src`` into ``dst``; a bad input raises :class:`VolumeError`
+    ``<src>: <problem>`` and writes nothing."""
+    try:
+        img = nib.load(src)
+        labels = inference_volume(model, img, pipeline, batch_size, progress)
+    except Exception as e:  # noqa: BLE001 -- truncated gz, 2D, header, ...
+        raise VolumeError(f'{src}: {type(e).__name__}: {e}') from e
     save_labels(labels, img, dst)
     return labels
 
@@ -209,9 +226,15 @@ def _is_nifti(name: str) -> bool:
 
 
 def segment_path(model, src: str, dst: str, pipeline=None,
-                 batch_size: int = 8, progress: bool = True) -> List[str]:
+                 batch_size: int = 8, progress: bool = True,
+                 failed: Optional[list] = None) -> List[str]:
     """A NIfTI file -> file; a folder of NIfTI files -> folder (same names).
-    Returns the written paths."""
+    Returns the written paths.
+
+    Over a folder a bad file does not stop the others: every good file is
+    written, and the ``(path, message)`` of each bad one is appended to
+    ``failed`` -- or, without ``failed``, a :class:`VolumeError` naming every
+    bad file is raised after the good ones are written."""
     if pipeline is None:
         pipeline = build_slice_pipeline(model.cfg)
     if osp.isdir(src):
@@ -219,11 +242,20 @@ def segment_path(model, src: str, dst: str, pipeline=None,
         if not names:
             raise FileNotFoundError(f'no .nii/.nii.gz files in {src}')
         os.makedirs(dst, exist_ok=True)
-        written = []
+        written, errors = [], []
         for n in names:
-            segment_nifti(model, osp.join(src, n), osp.join(dst, n), pipeline,
-                          batch_size, progress)
+            try:
+                segment_nifti(model, osp.join(src, n), osp.join(dst, n),
+                              pipeline, batch_size, progress)
+            except VolumeError as e:
+                errors.append((osp.join(src, n), str(e)))
+                continue
             written.append(osp.join(dst, n))
+        if failed is not None:
+            failed.extend(errors)
+        elif errors:
+            raise VolumeError(f'{len(errors)}/{len(names)} files failed: ' +
+                              '; '.join(msg for _, msg in errors))
         return written
     if not _is_nifti(src):
         raise ValueError(f'{src} is neither a NIfTI file nor a folder')

@@ -1,4 +1,4 @@
-"""SSL checkpoint -> mmseg backbone checkpoint (owner: downstream).
+"""SSL checkpoint -> mmseg backbone checkpoint.
 
 Output format (what ``tools/model_converters/selfsup2mmseg.py`` writes)::
 
@@ -59,11 +59,21 @@ def convert_selfsup_to_mmseg(checkpoint, fold_whitening: bool = True
 
 
 def convert_file(src: str, dst: str, fold_whitening: bool = True) -> dict:
-    """Read ``src``, convert, save ``dst``; returns a small summary."""
-    from mmengine.runner.checkpoint import _load_checkpoint
-    ckpt = _load_checkpoint(src, map_location='cpu')
-    state = convert_selfsup_to_mmseg(ckpt, fold_whitening)
+    """Read ``src`` (weights only: no code from the file runs), convert,
+    save ``dst`` atomically; returns a small summary. A bad ``src`` raises
+    :class:`~medssl.utils.checkpoint.CheckpointError` naming it."""
+    import io
+
+    from medssl.utils.checkpoint import (CheckpointError, atomic_write_bytes,
+                                         load_checkpoint)
+    ckpt = load_checkpoint(src, map_location='cpu')
+    try:
+        state = convert_selfsup_to_mmseg(ckpt, fold_whitening)
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f'{src}: {e}') from e
     meta = dict(source=str(src), converter='medssl selfsup2mmseg',
                 whitening='backbone.whitening.weight' in state)
-    torch.save(dict(meta=meta, state_dict=state), dst)
+    buf = io.BytesIO()
+    torch.save(dict(meta=meta, state_dict=state), buf)
+    atomic_write_bytes(buf.getvalue(), dst)
     return dict(num_tensors=len(state), whitening=meta['whitening'])

@@ -1,25 +1,28 @@
 """BTCVDataset (13 abdominal organs + background) and the shared
 case-fraction logic of the CT segmentation datasets."""
 import os.path as osp
-from typing import List, Sequence
+from typing import List, Optional, Sequence
 
 import numpy as np
 from mmengine.logging import print_log
 from mmseg.datasets import BaseSegDataset
 
 from medssl.registry import DATASETS
+from .converters.ct_io import parse_slice_name
 
 __all__ = ['select_case_fraction', 'CTSegDataset', 'BTCVDataset']
 
 
 def case_of(slice_name: str) -> str:
     """``img0001_0042`` -> ``img0001`` (DESIGN.md slice-name contract)."""
-    return slice_name.rsplit('_', 1)[0]
+    return parse_slice_name(slice_name)[0]
 
 
 def select_case_fraction(cases: Sequence[str], fraction: float,
-                         seed: int = 0) -> List[str]:
-    """Deterministically choose ``max(1, round(fraction * n))`` whole cases.
+                         seed: int = 0,
+                         num_cases: Optional[int] = None) -> List[str]:
+    """Deterministically choose ``max(1, round(fraction * n))`` whole cases
+    (exactly ``num_cases`` when given).
 
     The cases are sorted, permuted with ``np.random.default_rng(seed)`` and
     the first k are taken, so for one seed smaller fractions are subsets of
@@ -30,7 +33,13 @@ def select_case_fraction(cases: Sequence[str], fraction: float,
     cases = sorted(set(cases))
     if not cases:
         return []
-    k = max(1, int(round(fraction * len(cases))))
+    if num_cases is not None:
+        if not 1 <= num_cases <= len(cases):
+            raise ValueError(f'num_cases must be in [1, {len(cases)}] (the '
+                             f'cases of the split), got {num_cases}')
+        k = int(num_cases)
+    else:
+        k = max(1, int(round(fraction * len(cases))))
     order = np.random.default_rng(seed).permutation(len(cases))
     return sorted(cases[i] for i in order[:k])
 
@@ -47,6 +56,8 @@ class CTSegDataset(BaseSegDataset):
         case_fraction: use this fraction of the volumes (at least one),
             chosen as whole cases, deterministic per ``fraction_seed``.
         fraction_seed: seed of the case choice.
+        num_cases: use exactly this many volumes instead (overrides
+            ``case_fraction``; the label-efficiency configs ``*_<k>vol``).
     """
 
     def __init__(self,
@@ -56,6 +67,7 @@ class CTSegDataset(BaseSegDataset):
                  reduce_zero_label: bool = False,
                  case_fraction: float = 1.0,
                  fraction_seed: int = 0,
+                 num_cases: Optional[int] = None,
                  data_prefix: dict = dict(
                      img_path='img_dir', seg_map_path='ann_dir'),
                  **kwargs) -> None:
@@ -64,6 +76,7 @@ class CTSegDataset(BaseSegDataset):
                 f'case_fraction must be in (0, 1], got {case_fraction}')
         self.case_fraction = case_fraction
         self.fraction_seed = fraction_seed
+        self.num_cases = num_cases
         self.selected_cases: List[str] = []
         super().__init__(
             ann_file=ann_file,
@@ -103,14 +116,15 @@ class CTSegDataset(BaseSegDataset):
             data_list.append(info)
         all_cases = sorted({d['case'] for d in data_list})
         chosen = select_case_fraction(all_cases, self.case_fraction,
-                                      self.fraction_seed)
+                                      self.fraction_seed, self.num_cases)
         self.selected_cases = chosen
-        if self.case_fraction < 1:
+        if len(chosen) < len(all_cases):
             keep = set(chosen)
             data_list = [d for d in data_list if d['case'] in keep]
             print_log(
                 f'{self.__class__.__name__}: case_fraction='
-                f'{self.case_fraction} seed={self.fraction_seed}: '
+                f'{self.case_fraction} num_cases={self.num_cases} '
+                f'seed={self.fraction_seed}: '
                 f'{len(chosen)}/{len(all_cases)} cases {chosen} '
                 f'({len(data_list)} slices)', logger='current')
         return data_list

@@ -5,6 +5,7 @@ from typing import List
 from mmengine.dataset import BaseDataset
 
 from medssl.registry import DATASETS
+from .converters.ct_io import parse_slice_name
 
 __all__ = ['CTSliceDataset']
 
@@ -53,6 +54,6 @@ class CTSliceDataset(BaseDataset):
         return [
             dict(
                 img_path=osp.join(img_dir, name + self.img_suffix),
-                case=name.rsplit('_', 1)[0],
+                case=parse_slice_name(name)[0],
                 slice_name=name) for name in names
         ]

@@ -1,13 +1,51 @@
 """CT-like NIfTI phantoms in the BTCV and AbdomenCT-1K raw layouts.
 
-Everything is deterministic given ``seed``. A phantom is built in the
-canonical RAS+ frame (array ``vol[x, y, z]``: x grows towards the patient's
-*right*... no: towards patient-Left? -- see below) and then stored in a
-per-case *native* orientation with a non-identity affine, so converters must
-reorient it back.
+Everything is deterministic given ``seed`` (and the case ``index``). A
+phantom is built in the canonical RAS+ frame (array ``vol[x, y, z]``: index
+``x`` increases towards the patient's Right, ``y`` towards Anterior, ``z``
+towards Superior) and then stored in a per-case *native* orientation with a
+non-identity affine, so converters must reorient it back.
 
-Canonical frame (nibabel RAS+): array index ``x`` increases towards the
-patient's Right, ``y`` towards Anterior, ``z`` towards Superior.
+The anatomy (:mod:`.phantom_anatomy`, tables in :mod:`.phantom_factors`) is
+a hard, CT-like proxy: 13 labelled organs plus unlabelled muscles, fat,
+bones, bowel, lungs, heart and pelvis, every one varying per case, so that
+a randomly initialised network is not already a good embedding and
+variation lives in many factors. Latent factors of a case (``factors`` in
+the returned dict; ranges, nominal value with ``vary=False`` in brackets):
+
+- geometry: in-plane size +-8 voxels, +0..3 slices; spacing 0.6-1.0 mm
+  in-plane, slices 2.5 / 3 / 5 mm; orientation (7 axcodes); int16 scaling
+  and FOV padding (None / -2048 / -3024 HU, 5 variants);
+- body: half-axes ``body_rx`` 0.72-0.92, ``body_ry`` 0.52-0.70 (of the
+  FOV), centre shift ``body_dx`` +-0.05, ``body_dy`` -0.1-0, taper along z
+  +-6 %, outline irregularity 0-0.05; subcutaneous fat ``fat_sc`` 3-16 %
+  and abdominal-wall muscle ``muscle`` 3.5-7 % of the body radius; table
+  ``table_gap`` 0.02-0.08 below the back;
+- z coverage: anatomical height ``s = z_center + z_extent * w`` with
+  ``z_center`` +-0.25, ``z_extent`` 0.9-1.3, so organs appear and
+  disappear along z (lung bases above ``lung_low`` 0.6-0.95, ribs above
+  ``rib_low`` -0.4-0, pelvis below ``pelvis_high`` -1.1 - -0.8; esophagus,
+  adrenals, pancreas, kidneys, gallbladder in their own s ranges);
+- organs: global size ``organ_scale`` 0.85-1.15 (times the body size),
+  per-organ size x0.88-1.12 per axis, position jitter ``organ_jitter``
+  0.02-0.07 (0) of the body half-axes, rotation +-15 deg (0), shape
+  ``shape_irregularity`` 0.05-0.25 (0): radius modulated by harmonics 2-4
+  of the in-plane angle, drifting along z; vessels, pancreas, bowel and
+  spine are tubes whose centre and radius vary along z;
+- intensity: contrast ``phase`` (BTCV: portal venous; AbdomenCT-1K: native
+  20 %, arterial 25 %, portal 40 %, delayed 15 %) with enhancement
+  ``arterial`` / ``venous`` in 0-1; tissue HU = native + gain_a * a +
+  gain_v * p (``phantom_factors.TISSUE_HU``), + per-tissue jitter
+  ``hu_jitter`` 5-18 HU (0) + ``hu_offset`` +-10 HU, so organ HU ranges
+  overlap; bone density ``bone_hu`` 150-350 (cortex +450);
+- content: ``bowel_loops`` 8-24 (16) with ``bowel_gas`` 0.1-0.7 of them
+  air, ``oral_contrast`` (30 %, 150-400 HU), fluid/stool otherwise;
+  ``stomach_gas`` 0-0.5 (air-fluid level), ``stomach_fill`` 0-50 HU;
+  ``liver_lesions`` 0-3 (hypodense); ``ascites`` (15 %);
+- texture and image: per-organ texture ``texture_hu`` 3-15 HU of a
+  Gaussian-filtered noise field of ``texture_sigma`` 0.7-2.5 voxels;
+  partial volume: Gaussian blur ``blur_xy`` 0.3-0.8 and ``blur_z`` 0.3-1.2
+  voxels (labels stay sharp); white scanner noise ``noise_hu`` 4-25 HU (10).
 
 :func:`make_phantom_case` returns a dict with
 
@@ -20,7 +58,7 @@ patient's Right, ``y`` towards Anterior, ``z`` towards Superior.
   (``data`` is the raw int16 array),
 - ``affine``: the native 4x4 affine, ``axcodes``: native axis codes,
 - ``slope``, ``inter``, ``pad_hu`` (HU outside the circular FOV or None),
-  ``spacing`` (canonical order, mm).
+  ``spacing`` (canonical order, mm), ``factors`` (the latent factors).
 
 Label ids: BTCV 0..13 (see ``BTCV_LABELS``), AbdomenCT-1K 0..4
 (background, liver, kidney, spleen, pancreas).
@@ -33,6 +71,9 @@ import nibabel as nib
 import numpy as np
 from nibabel.orientations import (apply_orientation, axcodes2ornt,
                                   inv_ornt_aff, ornt_transform)
+
+from .phantom_anatomy import btcv_to_layout, render_anatomy
+from .phantom_factors import sample_factors
 
 __all__ = [
     'BTCV_CASE_IDS', 'BTCV_LABELS', 'ABDOMEN1K_LABELS', 'BROKEN_KINDS',
@@ -50,27 +91,8 @@ ABDOMEN1K_LABELS = ('background', 'liver', 'kidney', 'spleen', 'pancreas')
 BROKEN_KINDS = ('truncated', 'shape_mismatch', 'affine_mismatch',
                 'float_labels', 'unknown_labels')
 
-# Organ blobs in normalised canonical coordinates: u in [-1, 1] along x
-# (+ = patient right), v along y (+ = anterior), w along z (+ = superior).
-# name: (center (u, v, w), radii (u, v, w), HU, btcv id, abdomen1k id)
-_ORGANS = [
-    ('spine', (0.0, -0.52, 0.0), (0.13, 0.12, 2.0), 700., 0, 0),
-    ('liver', (0.45, 0.05, 0.35), (0.32, 0.32, 0.55), 60., 6, 1),
-    ('spleen', (-0.52, -0.15, 0.4), (0.15, 0.17, 0.3), 50., 1, 3),
-    ('right kidney', (0.36, -0.33, -0.15), (0.12, 0.15, 0.35), 150., 2, 2),
-    ('left kidney', (-0.36, -0.33, -0.1), (0.12, 0.15, 0.35), 150., 3, 2),
-    ('gallbladder', (0.3, 0.3, 0.05), (0.08, 0.08, 0.15), 20., 4, 0),
-    ('esophagus', (-0.05, -0.22, 0.8), (0.05, 0.05, 0.3), 40., 5, 0),
-    ('stomach', (-0.3, 0.28, 0.45), (0.2, 0.14, 0.25), 30., 7, 0),
-    ('aorta', (-0.06, -0.3, 0.0), (0.07, 0.07, 2.0), 200., 8, 0),
-    ('inferior vena cava', (0.12, -0.28, 0.0), (0.07, 0.06, 2.0), 150., 9,
-     0),
-    ('pancreas', (-0.05, 0.05, 0.05), (0.3, 0.07, 0.12), 90., 11, 4),
-    ('portal and splenic vein', (0.0, 0.0, 0.2), (0.25, 0.05, 0.08), 170.,
-     10, 0),
-    ('right adrenal gland', (0.25, -0.3, 0.5), (0.05, 0.05, 0.1), 30., 12, 0),
-    ('left adrenal gland', (-0.25, -0.3, 0.5), (0.05, 0.05, 0.1), 30., 13, 0),
-]
+# BTCV id -> AbdomenCT-1K id (liver 1, kidneys 2, spleen 3, pancreas 4)
+_A1K_OF_BTCV = [0, 3, 2, 2, 0, 0, 1, 0, 0, 0, 0, 4, 0, 0]
 
 _AXCODES = [('L', 'P', 'S'), ('R', 'A', 'S'), ('L', 'A', 'S'),
             ('R', 'P', 'I'), ('P', 'L', 'S'), ('A', 'R', 'I'),
@@ -94,7 +116,8 @@ def make_phantom_case(seed: int,
                                               Optional[float]]] = None,
                       vary: bool = True,
                       air_slices: Optional[int] = None,
-                      noise_hu: float = 8.0) -> Dict:
+                      noise_hu: Optional[float] = None,
+                      factors: Optional[Dict] = None) -> Dict:
     """Build one phantom volume (see module docstring for the returned dict).
 
     Args:
@@ -106,7 +129,15 @@ def make_phantom_case(seed: int,
         scaling: (slope, inter, pad_hu) (default: chosen per case).
         air_slices: number of most-superior canonical slices without body
             (default 1 for abdomen1k, 0 for btcv).
-        noise_hu: std of the Gaussian noise added inside the body.
+        noise_hu: std (HU) of the white scanner noise; default: the
+            case's ``noise_hu`` factor (4-25 HU).
+        vary: False gives the nominal case: 64x64x12-style fixed geometry
+            (RAS, slope 1 / inter -1024, 0.8x0.8x3 mm) and every latent
+            factor at its nominal value (undeformed organs, portal venous
+            phase); texture, noise and bowel loops still come from ``seed``.
+        factors: overrides of latent factors (keys of the returned
+            ``factors``), e.g. ``dict(phase='native', arterial=0.,
+            venous=0.)``.
     """
     if layout not in ('btcv', 'abdomen1k'):
         raise ValueError(f'unknown layout {layout!r}')
@@ -129,36 +160,22 @@ def make_phantom_case(seed: int,
     sz = float(rng.choice([2.5, 3.0, 5.0])) if vary else 3.0
     spacing = (sxy, sxy, sz)
 
-    # normalised coordinate grids (voxel centres)
-    u = (np.arange(nx) + 0.5) / nx * 2 - 1
-    v = (np.arange(ny) + 0.5) / ny * 2 - 1
-    w = (np.arange(nz) + 0.5) / nz * 2 - 1
-    U, V, W = np.meshgrid(u, v, w, indexing='ij')
-
-    hu = np.full((nx, ny, nz), -1000.0)
-    label = np.zeros((nx, ny, nz), np.uint8)
-    body = (U / 0.88)**2 + ((V + 0.05) / 0.68)**2 <= 1
-    if air_slices:
-        body[:, :, nz - air_slices:] = False
-    hu[body] = 40.0
-    id_col = 4 if layout == 'btcv' else 5
-    min_r = (2.0 / nx, 2.0 / ny, 1.2 / nz)  # every organ covers >= 1 voxel
-    for organ in _ORGANS:
-        (cu, cv, cw), radii = organ[1], organ[2]
-        cu, cv, cw = (c + float(rng.uniform(-0.03, 0.03))
-                      for c in (cu, cv, cw))
-        ru, rv, rw = (max(r, m) for r, m in zip(radii, min_r))
-        blob = ((U - cu) / ru)**2 + ((V - cv) / rv)**2 + \
-            ((W - cw) / rw)**2 <= 1
-        blob &= body
-        hu[blob] = organ[3]
-        if organ[id_col]:
-            label[blob] = organ[id_col]
-    hu[body] += rng.normal(0, noise_hu, size=int(body.sum()))
-    hu[~body] += rng.normal(0, 4.0, size=int((~body).sum()))
+    overrides, factors = factors, sample_factors(rng, layout, vary)
+    unknown = set(overrides or ()) - set(factors)
+    if unknown:
+        raise ValueError(f'unknown phantom factors {sorted(unknown)}')
+    factors.update(overrides or {})
+    if noise_hu is not None:
+        factors['noise_hu'] = float(noise_hu)
+    ids = range(len(BTCV_LABELS)) if layout == 'btcv' else (1, 2, 3, 6, 11)
+    hu, label = render_anatomy((nx, ny, nz), factors, rng, air_slices, ids)
+    if layout == 'abdomen1k':
+        label = btcv_to_layout(label, _A1K_OF_BTCV)
     if pad_hu is not None:  # circular scanner field of view
-        fov = U**2 + V**2 > 1.0
-        hu[fov & ~body] = pad_hu
+        u = (np.arange(nx) + 0.5) / nx * 2 - 1
+        v = (np.arange(ny) + 0.5) / ny * 2 - 1
+        fov = u[:, None]**2 + v[None, :]**2 > 1.0
+        hu[fov] = pad_hu
     raw = np.clip(np.rint((hu - inter) / slope), -32768, 32767)
     raw = raw.astype(np.int16)
     hu = raw.astype(np.float64) * slope + inter
@@ -185,7 +202,8 @@ def make_phantom_case(seed: int,
         slope=slope,
         inter=inter,
         pad_hu=pad_hu,
-        spacing=spacing)
+        spacing=spacing,
+        factors=factors)
 
 
 def phantom_case_names(layout: str, num_cases: int,

@@ -61,10 +61,17 @@ def real_mmcv_ext_available() -> bool:
     if PLACEHOLDER_NAME in sys.modules:
         mod = sys.modules[PLACEHOLDER_NAME]
         return not getattr(mod, 'is_medssl_placeholder', False)
+    # Look for mmcv/_ext*.so without importing mmcv (``find_spec`` of a
+    # submodule imports its package, i.e. torch: seconds on every
+    # ``import medssl``, even for a tool's --help).
     try:
-        return importlib.util.find_spec(PLACEHOLDER_NAME) is not None
+        package = importlib.util.find_spec('mmcv')
     except (ImportError, ValueError):
         return False
+    if package is None or not package.submodule_search_locations:
+        return False
+    return importlib.machinery.PathFinder.find_spec(
+        PLACEHOLDER_NAME, package.submodule_search_locations) is not None
 
 
 def install_mmcv_ext_shim() -> bool:

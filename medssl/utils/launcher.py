@@ -1,5 +1,7 @@
 """Launcher helpers shared by tools/train.py and tools/test.py."""
 import os
+import os.path as osp
+from typing import Optional
 
 import torch
 import torch.distributed as dist
@@ -30,3 +32,28 @@ def setup_cpu_distributed(cfg: Config) -> None:
             backend=cfg.env_cfg.dist_cfg.backend,
             rank=int(os.environ['RANK']),
             world_size=int(os.environ['WORLD_SIZE']))
+
+
+def load_run_config(config: str,
+                    cfg_options: Optional[dict] = None,
+                    launcher: str = 'none',
+                    work_dir: Optional[str] = None) -> Config:
+    """The config tools/train.py and tools/test.py start from.
+
+    Loads ``config``, rejects unknown / misspelt top-level keys of the file
+    and of ``cfg_options`` (:func:`medssl.utils.config.check_config_keys`),
+    sets ``launcher``, merges ``cfg_options`` and sets ``work_dir`` with the
+    priority command line > config > ``./work_dirs/<config name>``.
+    """
+    from medssl.utils.config import check_config_keys
+    cfg = Config.fromfile(config)
+    check_config_keys(cfg.keys(), cfg_options, config)
+    cfg.launcher = launcher
+    if cfg_options is not None:
+        cfg.merge_from_dict(cfg_options)
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(config))[0])
+    return cfg

@@ -2,8 +2,6 @@
 import datetime
 import warnings
 
-from mmengine import DefaultScope
-
 
 def register_all_modules(init_default_scope: bool = True) -> None:
     """Import all modules so their registries are filled.
@@ -28,9 +26,13 @@ def register_all_modules(init_default_scope: bool = True) -> None:
     import medssl.engine  # noqa: F401
     import medssl.evaluation  # noqa: F401
     import medssl.models  # noqa: F401
+    # safe checkpoint reading + atomic checkpoint writing for mmengine
+    from .checkpoint import install_checkpoint_io
+    install_checkpoint_io()
 
     if not init_default_scope:
         return
+    from mmengine import DefaultScope  # here: `import medssl` stays light
     never_created = DefaultScope.get_current_instance() is None \
         or not DefaultScope.check_instance_created('medssl')
     if never_created:

@@ -64,13 +64,21 @@ def _records():
 def test_summarize_by_hand():
     s = de.summarize(_records())
     assert s['ssl']['mean'] == pytest.approx([0.55, 0.85])
-    assert s['ssl']['std'] == pytest.approx([math.sqrt(0.005)] * 2)
+    assert s['ssl']['sd'] == pytest.approx([math.sqrt(0.005)] * 2)
+    # 95 % t interval, n=2: mean +- t_{.975,1} * sd / sqrt(2), t = 12.7062
+    half = 12.7062047 * math.sqrt(0.005) / math.sqrt(2)
+    assert s['ssl']['ci_low'][0] == pytest.approx(0.55 - half)
+    assert s['ssl']['ci_high'][1] == pytest.approx(0.85 + half)
+    # paired over seeds 0, 1: differences .3, .3 at r=.1 -> sd 0, no test
+    pr = s['ssl']['paired'][0.1]
+    assert pr['seeds'] == [0, 1] and pr['mean_diff'] == pytest.approx(.3)
+    assert pr['sd_diff'] == pytest.approx(0) and math.isnan(pr['p'])
     # own reference: ((.55+.85)/2 * .9) / (.9 * .85)
     assert s['ssl']['aei'] == pytest.approx(0.7 / 0.85)
     assert s['random']['aei'] == pytest.approx(0.5 / 0.75)
     # equal variances .005, n=2: t = .3 / sqrt(.005/2 + .005/2) at r=.1
     assert s['ssl']['ttest'][0.1]['t'] == pytest.approx(0.3 / math.sqrt(.005))
-    assert s['random']['ttest'] == {}
+    assert s['random']['ttest'] == {} and s['random']['paired'] == {}
     # common reference = random init at full supervision
     s2 = de.summarize(_records(), reference='random')
     assert s2['ssl']['aei'] == pytest.approx(0.7 / 0.75)
@@ -183,7 +191,7 @@ def test_run_jobs_with_fake_runner_and_outputs(tmp_path):
     jobs = de.make_jobs({
         'ssl': '/a.pth',
         'broken': '/b.pth'
-    }, [0.1, 1.0], [0, 1, 2], str(tmp_path / 'runs'))
+    }, [0.1, 1.0], [0, 1, 2], str(tmp_path / 'runs'), total_volumes=20)
     records = de.run_jobs(jobs, fake.train, fake.test, progress=False)
     assert len(records) == 18
     assert sum(1 for r in records if 'error' in r) == 6
@@ -201,8 +209,12 @@ def test_run_jobs_with_fake_runner_and_outputs(tmp_path):
     tool.main(['--collect', str(tmp_path / 'runs'), '--out-dir', str(out)])
     with open(out / 'data_efficiency.csv') as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == 18
-    assert rows[0].keys() == {'method', 'fraction', 'seed', 'dice'}
+    assert len(rows) == 18  # failed runs too (dice nan)
+    assert rows[0].keys() == {'method', 'fraction', 'num_volumes',
+                              'total_volumes', 'seed', 'dice'}
+    # the fraction recorded = volumes trained on / training volumes
+    assert {(r['num_volumes'], r['total_volumes'], float(r['fraction']))
+            for r in rows} == {('2', '20', 0.1), ('20', '20', 1.0)}
     summ = json.loads((out / 'data_efficiency_summary.json').read_text())
     assert set(summ) == {'random', 'ssl'}  # nan rows are dropped
     # ssl means: .5 + .03 + .01 = .54 and .5 + .3 + .01 = .81
@@ -212,6 +224,10 @@ def test_run_jobs_with_fake_runner_and_outputs(tmp_path):
     assert summ['ssl']['ttest']['0.1']['t'] == pytest.approx(
         0.2 / math.sqrt(2e-4 / 3))
     assert summ['ssl']['ttest']['0.1']['p'] < 1e-4
+    # paired by seed: every difference is .2 (sd 0 -> no p-value)
+    assert summ['ssl']['paired']['0.1']['mean_diff'] == pytest.approx(.2)
+    assert summ['ssl']['paired']['0.1']['p'] is None
+    assert summ['ssl']['num_volumes'] == [2, 20]
     assert (out / 'data_efficiency.png').stat().st_size > 1000
 
 
@@ -223,7 +239,7 @@ def test_print_commands(capsys, tmp_path):
     tool.main([
         str(cfg), '--checkpoints', 'ssl=/a.pth', '--fractions', '0.1',
         '--seeds', '0', '1', '--print-commands', '--gpus', '4', '--work-dir',
-        str(tmp_path)
+        str(tmp_path), '--train-volumes', '20'
     ])
     out = capsys.readouterr().out
     lines = [ln for ln in out.splitlines() if ln.startswith('bash')]
@@ -231,3 +247,73 @@ def test_print_commands(capsys, tmp_path):
     assert sum(f'dist_train.sh {cfg} 4' in ln for ln in lines) == 4
     assert not any('_delete_' in ln for ln in lines)  # base has no init_cfg
     assert '$(cat' in lines[1] and 'dist_test.sh' in lines[1]
+
+
+def test_true_fractions_are_recorded(tmp_path):
+    """Nominal 1 % / 10 % / 25 % of 24 volumes train on 1, 2 and 6 volumes:
+    the records, the CSV and the x-axis say 1/24, 2/24, 6/24; a fraction
+    selecting the same count as another runs once."""
+    with pytest.warns(UserWarning, match='selects 1/24'):
+        jobs = de.make_jobs({}, [0.01, 0.02, 0.1, 0.25, 1.0], [0],
+                            str(tmp_path), total_volumes=24)
+    assert [(j.fraction, j.num_volumes) for j in jobs] == [
+        (0.01, 1), (0.1, 2), (0.25, 6), (1.0, 24)]
+    assert osp.basename(jobs[0].work_dir) == 'random_1of24vol_seed0'
+    records = de.run_jobs(jobs, lambda j: 'ckpt', lambda j, c: 50.,
+                          progress=False)
+    assert [r['fraction'] for r in records] == [1 / 24, 2 / 24, 6 / 24, 1.]
+    assert [r['nominal_fraction'] for r in records] == [.01, .1, .25, 1.]
+    de.write_csv(records, str(tmp_path / 'de.csv'))
+    rows = de.read_csv(str(tmp_path / 'de.csv'))
+    assert [(r['fraction'], r['num_volumes'], r['total_volumes'])
+            for r in rows] == [(k / 24, k, 24) for k in (1, 2, 6, 24)]
+    # the dataset's own rule gives the same counts
+    from medssl.datasets.btcv import select_case_fraction
+    cases = [f'img{i:04d}' for i in range(24)]
+    assert [len(select_case_fraction(cases, f)) for f in
+            (.01, .1, .25, 1.)] == [1, 2, 6, 24]
+    # collect() reads the counts back from the run names
+    for j in jobs:
+        (tmp_path / 'c' / osp.basename(j.work_dir) / 'test').mkdir(
+            parents=True)
+        (tmp_path / 'c' / osp.basename(j.work_dir) / 'test' /
+         'volume_dice.json').write_text(json.dumps({'mDice': 60.}))
+    got = de.collect_results(str(tmp_path / 'c'))
+    assert sorted((r['fraction'], r['num_volumes']) for r in got) == [
+        (k / 24, k) for k in (1, 2, 6, 24)]
+
+
+def test_aei_on_true_fractions_by_hand():
+    """1, 2, 5, 20 of 20 volumes -> r = .05, .1, .25, 1 with mean scores
+    .4, .5, .6, .8: area = .05 * .45 + .15 * .55 + .75 * .7 = .63, AEI =
+    .63 / ((1 - .05) * .8)."""
+    records = [
+        dict(method='ssl', fraction=k / 20, num_volumes=k, total_volumes=20,
+             seed=s, dice=v + d)
+        for k, v in ((1, .4), (2, .5), (5, .6), (20, .8))
+        for s, d in ((0, -.01), (1, .01))
+    ]
+    s = de.summarize(records)
+    assert s['ssl']['fractions'] == pytest.approx([.05, .1, .25, 1.])
+    assert s['ssl']['num_volumes'] == [1, 2, 5, 20]
+    assert s['ssl']['aei'] == pytest.approx(.63 / (.95 * .8))
+
+
+def test_auto_run_honours_gpus(tmp_path, monkeypatch):
+    calls = []
+    runner = de.SubprocessRunner('cfg.py', gpus=4)
+    runner._replace_init = False
+    monkeypatch.setattr(runner, '_run', lambda cmd, log: calls.append(cmd))
+    job = de.Job('random', None, 1.0, 0, str(tmp_path / 'j'))
+    (tmp_path / 'j').mkdir()
+    (tmp_path / 'j' / 'iter_1.pth').write_bytes(b'x')
+    ckpt = runner.train(job)
+    (tmp_path / 'j' / 'test').mkdir()
+    (tmp_path / 'j' / 'test' / 'volume_dice.json').write_text('{"mDice": 1}')
+    runner.test(job, ckpt)
+    assert calls[0][1].endswith('tools/dist_train.sh')
+    assert calls[0][2:4] == ['cfg.py', '4']
+    assert calls[1][1].endswith('tools/dist_test.sh')
+    assert calls[1][2:5] == ['cfg.py', ckpt, '4']
+    one = de.SubprocessRunner('cfg.py')
+    assert one.launcher == 'python'

@@ -41,24 +41,32 @@ def test_data_efficiency_end_to_end(btcv_slices_root, tmp_path):
         'train_cfg.val_interval=3', 'default_hooks.checkpoint.interval=3'
     ])
     results = {}
+    # the phantom training split has 2 volumes (img0001, img0002): r = 0.5
+    # trains on 1 of them, and that is what is recorded
+    n_train = len(open(osp.join(root, 'splits', 'train_cases.txt')).read(
+    ).split())
+    assert n_train == 2
     for method in ('random', 'ssl'):
         res = json.loads(
-            (work / f'{method}_frac0.5_seed0' / 'result.json').read_text())
+            (work / f'{method}_1of2vol_seed0' / 'result.json').read_text())
+        assert (res['fraction'], res['num_volumes'],
+                res['total_volumes']) == (0.5, 1, 2)
         assert 'error' not in res, res.get('error')
         assert math.isfinite(res['dice']) and 0 <= res['dice'] <= 100
         results[method] = res['dice']
         # the fraction really reached the dataset: the train log names it
-        log = (work / f'{method}_frac0.5_seed0' / 'train.out').read_text()
-        assert 'case_fraction=0.5' in log
+        log = (work / f'{method}_1of2vol_seed0' / 'train.out').read_text()
+        assert 'case_fraction=0.5' in log and '1/2 cases' in log
     with open(work / 'data_efficiency.csv') as f:
         rows = list(csv.DictReader(f))
-    assert {(r['method'], float(r['fraction']), int(r['seed']))
-            for r in rows} == {('random', 0.5, 0), ('ssl', 0.5, 0)}
+    assert {(r['method'], float(r['fraction']), int(r['num_volumes']),
+             int(r['seed'])) for r in rows} == {('random', 0.5, 1, 0),
+                                                ('ssl', 0.5, 1, 0)}
     for r in rows:
         assert float(r['dice']) == pytest.approx(results[r['method']])
     summ = json.loads((work / 'data_efficiency_summary.json').read_text())
     assert set(summ) == {'random', 'ssl'}
     assert (work / 'data_efficiency.png').is_file()
     # the SSL run loaded the checkpoint into the backbone
-    ssl_log = (work / 'ssl_frac0.5_seed0' / 'train.out').read_text()
+    ssl_log = (work / 'ssl_1of2vol_seed0' / 'train.out').read_text()
     assert str(ckpt) in ssl_log

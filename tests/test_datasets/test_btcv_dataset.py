@@ -36,14 +36,14 @@ def test_btcv_dataset_samples_and_classes(btcv_slices_root):
 def test_btcv_pipeline_end_to_end(btcv_slices_root):
     ds = BTCVDataset(
         data_root=btcv_slices_root,
-        ann_file='splits/val.txt',
+        ann_file='splits/test.txt',
         pipeline=[
             dict(type='LoadCTSlice'),
             dict(type='mmseg.LoadAnnotations'),
             dict(type='HUWindow', windows=[(-175, 250), (-1000, 1000)]),
             dict(type='mmseg.PackSegInputs')
         ])
-    names = _lines(btcv_slices_root, 'val.txt')
+    names = _lines(btcv_slices_root, 'test.txt')
     out = ds[names.index('img0039_0006')]  # mid-volume slice
     assert out['inputs'].shape[0] == 2
     seg = out['data_samples'].gt_sem_seg.data
@@ -88,6 +88,12 @@ def test_select_case_fraction_properties():
     big = select_case_fraction(cases, 0.5, seed=0)
     assert set(a) <= set(big)  # nested for a fixed seed
     assert select_case_fraction(cases, 1.0) == cases
+    # num_cases selects exactly that many (the *_<k>vol configs), nested
+    # with the fraction rule for the same seed
+    three = select_case_fraction(cases, 1.0, seed=0, num_cases=3)
+    assert len(three) == 3 and set(three) <= set(a)
+    with pytest.raises(ValueError, match='num_cases'):
+        select_case_fraction(cases, 1.0, num_cases=31)
 
 
 def test_empty_split_file(tmp_path, btcv_slices_root):

@@ -20,22 +20,73 @@ def test_deterministic_by_seed():
 
 
 def test_btcv_phantom_content():
+    """The nominal case (every latent factor at its mean, portal venous)."""
     case = make_phantom_case(0, 'btcv', shape=(64, 64, 12), vary=False)
     hu, label = case['hu'], case['label']
     assert case['data'].dtype == np.int16
     # all 13 organs present with the real ids
     assert set(np.unique(label).tolist()) == set(range(len(BTCV_LABELS)))
     X, Y, Z = hu.shape
-    # air outside the body, ~40 HU soft tissue, bone ~700 (spine)
+    # air outside the body; fat (subcutaneous, visceral) is a good part of
+    # the body; bone (spine, ribs) > 400 HU
     assert abs(np.median(hu[0, 0, :]) + 1000) < 20
-    assert hu.max() > 600
+    body = hu > -500
+    assert .1 < ((hu > -150) & (hu < -50)).sum() / body.sum() < .6
+    assert hu.max() > 400
     # liver (6) on the patient's right = high canonical x; spleen (1) left
     xs = np.nonzero(label == 6)[0].mean(), np.nonzero(label == 1)[0].mean()
     assert xs[0] > X / 2 > xs[1]
-    assert abs(np.median(hu[label == 6]) - 60) < 10
-    assert abs(np.median(hu[label == 8]) - 200) < 10  # aorta
-    # spine posterior (low canonical y), kidneys posterior too
-    assert np.nonzero(hu > 500)[1].mean() < Y / 2
+    # right kidney (2) on the right, left kidney (3) on the left, both
+    # posterior (low canonical y); aorta (8) left of the IVC (9)
+    assert np.nonzero(label == 2)[0].mean() > X / 2 > \
+        np.nonzero(label == 3)[0].mean()
+    assert np.nonzero(label == 2)[1].mean() < Y / 2
+    assert np.nonzero(label == 8)[0].mean() < np.nonzero(label == 9)[0].mean()
+    # the spine is posterior; the esophagus (5) only in superior slices,
+    # above the kidneys
+    assert np.nonzero(hu > 300)[1].mean() < Y / 2
+    assert np.nonzero(label == 5)[2].min() > np.nonzero(label == 2)[2].mean()
+    # portal venous HU: native + 0.4 * arterial + 0.9 * venous gain, lowered
+    # by partial volume on this coarse grid (liver 108, aorta 208 nominal)
+    assert 85 < np.median(hu[label == 6]) < 115
+    assert 140 < np.median(hu[label == 8]) < 215
+    # texture and noise: the liver is not flat
+    assert np.std(hu[label == 6]) > 5
+
+
+def test_contrast_phase_and_factor_overrides():
+    med = {}
+    for phase, a, p in (('native', 0., 0.), ('arterial', 1., .2)):
+        c = make_phantom_case(0, 'btcv', vary=False, factors=dict(
+            phase=phase, arterial=a, venous=p))
+        assert c['factors']['phase'] == phase
+        med[phase] = [np.median(c['hu'][c['label'] == i]) for i in (6, 8)]
+    # the aorta (gain 280 + 0.2 * 60) enhances far more than the liver
+    # (12 + 0.2 * 50); partial volume scales the aorta's shift down
+    d_liver = med['arterial'][0] - med['native'][0]
+    d_aorta = med['arterial'][1] - med['native'][1]
+    assert 10 < d_liver < 35 and d_aorta > 150
+    with pytest.raises(ValueError, match='nope'):
+        make_phantom_case(0, 'btcv', factors=dict(nope=1))
+
+
+def test_latent_factors_vary_and_overlap():
+    cases = [make_phantom_case(0, 'abdomen1k', index=i) for i in range(12)]
+    assert len({c['factors']['phase'] for c in cases}) >= 3
+    for key in ('body_rx', 'organ_scale', 'noise_hu', 'blur_z', 'z_center'):
+        assert len({round(c['factors'][key], 6) for c in cases}) == 12
+    liver = [np.median(c['hu'][c['label'] == 1]) for c in cases]
+    spleen = [np.median(c['hu'][c['label'] == 3]) for c in cases]
+    frac = [(c['label'] == 1).mean() for c in cases]
+    assert max(liver) - min(liver) > 30  # phase + case jitter
+    # intensity alone does not identify the organ: the ranges overlap
+    assert min(spleen) < max(liver) and min(liver) < max(spleen)
+    assert np.std(frac) / np.mean(frac) > .1  # organ size / z-range vary
+    # organs appear and disappear along z: a longer volume has slices
+    # without kidneys and slices with them
+    c = make_phantom_case(0, 'btcv', shape=(64, 64, 32), vary=False)
+    per_slice = (c['label'] == 2).any((0, 1))
+    assert per_slice.any() and not per_slice.all()
 
 
 def test_variation_and_scaling():

@@ -131,3 +131,24 @@ def test_compute_on_collapsed_batch():
     out = CollapseMonitorHook.compute({'neck': [z[:3], z[3:]]})
     assert out['normalized_std'] == pytest.approx(0.)
     assert out['effective_rank'] == 0.  # all-zero spectrum
+
+
+def test_hook_and_report_pool_the_same_way():
+    """One pooling rule (medssl.analysis.pooling) for the hook and the
+    collapse report: last stage for backbones, first output for necks,
+    global average of feature maps."""
+    from medssl.analysis.pooling import pool_embedding
+    from medssl.engine.hooks.collapse_monitor_hook import (
+        backbone_embedding, projector_embedding)
+    stage3 = torch.arange(2 * 3 * 2 * 2.).reshape(2, 3, 2, 2)
+    stage4 = torch.ones(2, 4, 2, 2) * torch.tensor([1., 2, 3, 4])[:, None,
+                                                                  None]
+    got = backbone_embedding((stage3, stage4))
+    assert torch.equal(got, torch.tensor([[1., 2, 3, 4]] * 2))
+    assert torch.equal(got, pool_embedding([stage3, stage4], 'last'))
+    proj = torch.randn(2, 5)
+    assert torch.equal(projector_embedding((proj, stage4)), proj)
+    assert pool_embedding((), 'last') is None
+    assert pool_embedding(('x', ), 'first') is None
+    with pytest.raises(ValueError, match='pick'):
+        pool_embedding(proj, 'middle')

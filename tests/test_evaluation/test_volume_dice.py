@@ -76,14 +76,22 @@ def test_volume_dice_hand_computed(tmp_path):
     assert res['Dice.spleen'] == pytest.approx(100 * (0.75 + 0) / 2, abs=0.01)
     assert res['Dice.liver'] == pytest.approx(100 * (0 + 0.8) / 2, abs=0.01)
     assert res['Dice.aorta'] == pytest.approx(100.0, abs=0.01)  # A is NaN
-    assert res['mDice_organ'] == pytest.approx(
-        (37.5 + 40 + 100) / 3, abs=0.01)
+    assert 'mDice_organ' not in res  # one averaging order (per volume)
+    # A: liver in GT, not predicted; B: spleen predicted, not in GT
+    assert res['missed_organs'] == 1 and res['false_positive_organs'] == 1
     assert res['num_cases'] == 2
     out = json.loads((tmp_path / 'dice.json').read_text())
     assert set(out['per_case']) == {'caseA', 'case_B'}
     assert out['per_case']['caseA']['dice']['aorta'] is None
     assert out['per_case']['case_B']['dice']['spleen'] == 0
     assert out['per_case']['caseA']['dice']['spleen'] == pytest.approx(75)
+    assert out['per_case']['caseA']['missed'] == ['liver']
+    assert out['per_case']['case_B']['false_positive'] == ['spleen']
+
+
+def test_typo_in_arguments_raises():
+    with pytest.raises(TypeError, match='hd_95'):
+        VolumeDiceMetric(num_classes=2, hd_95=True)
 
 
 def test_volume_dice_is_not_slice_average():

@@ -72,10 +72,12 @@ def test_threshold_model_geometry(phantom_btcv_root, btcv_slices_root):
         # array orientation
         np.testing.assert_array_equal(labels, (hu > 100).astype(np.uint8))
         assert labels.sum() > 0
-        # contrast-enhanced voxels are on organs (labels > 0)
+        # contrast-enhanced voxels are on organs (labels > 0) far more often
+        # than voxels at large (the phantoms also have bone, oral contrast
+        # and heart above 100 HU, so not nearly all of them are organs)
         lab = np.asarray(nib.load(path.replace('/img/', '/label/').replace(
             'img0', 'label0')).dataobj)
-        assert (lab[labels > 0] > 0).mean() > 0.5
+        assert (lab[labels > 0] > 0).mean() > 4 * (lab > 0).mean()
         # the model saw exactly the converted slices (same canonical frame
         # and slice orientation as the converter/dataset)
         case = osp.basename(path)[:-len('.nii.gz')]

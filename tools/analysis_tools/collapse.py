@@ -1,4 +1,4 @@
-"""Dimensional-collapse report of pretraining checkpoints.
+r"""Dimensional-collapse report of pretraining checkpoints.
 
 For each checkpoint: embeddings of a slice set (backbone pooled features,
 decorrelated features when the model has a ``decorrelation`` module,
@@ -14,20 +14,23 @@ Example::
         work_dirs/mocov2/epoch_200.pth work_dirs/medmoco/epoch_200.pth \
         --labels mocov2 medmoco --num-samples 1024 --out-dir work_dirs/collapse
 
-A checkpoint given as ``random`` analyses the randomly initialised model.
+A checkpoint given as ``random`` analyses the randomly initialised model,
+seeded by ``--seed`` (deterministic).
 """
 import argparse
 import os.path as osp
 from collections import OrderedDict
 
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 
-from medssl.analysis.embeddings import analyze_checkpoints, save_report
+from medssl.cli import HelpFormatter
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description='Collapse analysis (spectrum, '
-                                'effective rank, RankMe) of SSL checkpoints')
+    p = argparse.ArgumentParser(
+        description='Collapse analysis (spectrum, effective rank, RankMe) of '
+        'SSL checkpoints', formatter_class=HelpFormatter,
+        epilog='example:\n' + __doc__.split('Example::')[1].strip('\n'))
     p.add_argument('config', help='pretraining config the checkpoints used')
     p.add_argument('checkpoints',
                    nargs='+',
@@ -35,7 +38,7 @@ def parse_args(argv=None):
     p.add_argument('--labels',
                    nargs='+',
                    default=None,
-                   help='names of the checkpoints (default: file names)')
+                   help='names of the checkpoints (None: file names)')
     p.add_argument('--data-root',
                    default=None,
                    help='override the dataset data_root')
@@ -43,11 +46,12 @@ def parse_args(argv=None):
                    type=int,
                    default=512,
                    help='evenly spaced slices to embed (0 = all)')
-    p.add_argument('--batch-size', type=int, default=32)
+    p.add_argument('--batch-size', type=int, default=32,
+                   help='slices per forward pass')
     p.add_argument('--img-size',
                    type=int,
                    default=None,
-                   help='resize size of the evaluation pipeline (default: '
+                   help='resize size of the evaluation pipeline (None: '
                    "the config's crop_size)")
     p.add_argument('--alignment',
                    action='store_true',
@@ -55,10 +59,16 @@ def parse_args(argv=None):
                    'pipeline and report the alignment')
     p.add_argument('--device',
                    default=None,
-                   help='cpu / cuda (default: '
-                   'cuda if available)')
-    p.add_argument('--out-dir', default='work_dirs/collapse')
-    p.add_argument('--cfg-options', nargs='+', action=DictAction)
+                   help='cpu / cuda (None: cuda if available)')
+    p.add_argument('--out-dir', default='work_dirs/collapse',
+                   help='where collapse.json and collapse.png go')
+    p.add_argument('--seed',
+                   type=int,
+                   default=0,
+                   help='seeds the random-init baseline ("random") and the '
+                   'augmented views: same seed, same numbers')
+    p.add_argument('--cfg-options', nargs='+', action=DictAction,
+                   help='override config keys, key=value')
     args = p.parse_args(argv)
     if args.labels is not None and len(args.labels) != len(args.checkpoints):
         p.error('--labels needs one name per checkpoint')
@@ -67,6 +77,9 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    from mmengine.config import Config
+
+    from medssl.analysis.embeddings import analyze_checkpoints, save_report
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
@@ -83,7 +96,8 @@ def main(argv=None):
                                  batch_size=args.batch_size,
                                  img_size=args.img_size,
                                  with_alignment=args.alignment,
-                                 device=args.device)
+                                 device=args.device,
+                                 seed=args.seed)
     json_path, png_path = save_report(report, args.out_dir)
     print(f'{"checkpoint":<24}{"embedding":<14}{"dim":>6}{"erank":>9}'
           f'{"RankMe":>9}{"std*sqrtD":>10}{"unif":>8}')

@@ -1,4 +1,4 @@
-"""Data-efficiency protocol: fine-tune with label fractions x seeds.
+r"""Data-efficiency protocol: fine-tune with label fractions x seeds.
 
 Examples::
 
@@ -18,25 +18,34 @@ Examples::
     python tools/analysis_tools/data_efficiency.py --collect \
         work_dirs/data_efficiency
 
+The x-axis is the **true** label fraction: a nominal ``--fractions r``
+trains on ``max(1, round(r * N))`` of the N training volumes (N read from the
+config's training split, or ``--train-volumes``); fractions selecting the
+same count run once. ``--gpus G > 1`` runs (and prints) the dist launchers.
+
 Outputs in ``--out-dir`` (default: the work dir): ``data_efficiency.csv``
-(method, fraction, seed, dice), ``data_efficiency.png`` (Dice vs fraction,
-mean +- std over seeds), ``data_efficiency_summary.json`` (per method: mean,
-std, annotation-efficiency integral, one-sided Welch t-test vs random init per
-fraction). See :mod:`medssl.analysis.data_efficiency` for the definitions.
+(method, fraction = volumes / N, num_volumes, total_volumes, seed, dice),
+``data_efficiency.png`` (Dice vs true fraction, mean and 95 % CI band over
+seeds), ``data_efficiency_summary.json`` (per method and fraction: mean, sd,
+95 % t interval, n, paired comparison with random init over matching seeds,
+one-sided Welch test; the annotation-efficiency integral). See
+:mod:`medssl.analysis.data_efficiency` and :mod:`medssl.analysis.stats`.
 """
 import argparse
-import json
 import os
 import os.path as osp
 import shlex
 import sys
 
-from medssl.analysis import data_efficiency as de
+from medssl.cli import HelpFormatter
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(
-        description='Data-efficiency protocol (label fractions x seeds)')
+        description='Data-efficiency protocol (label fractions x seeds)',
+        formatter_class=HelpFormatter,
+        epilog='examples:\n' + __doc__.split('Examples::')[1].split(
+            '\nThe x-axis')[0].strip('\n'))
     p.add_argument('config', nargs='?', help='downstream (mmseg) config')
     p.add_argument('--checkpoints',
                    nargs='*',
@@ -76,7 +85,13 @@ def parse_args(argv=None):
     p.add_argument('--gpus',
                    type=int,
                    default=1,
-                   help='GPUs per run for --print-commands')
+                   help='GPUs per run: > 1 runs (and prints) '
+                   'tools/dist_train.sh / dist_test.sh')
+    p.add_argument('--train-volumes',
+                   type=int,
+                   default=None,
+                   help='number of training volumes N (default: counted in '
+                   "the config's training split)")
     p.add_argument('--collect',
                    metavar='WORK_DIR',
                    default=None,
@@ -91,34 +106,18 @@ def parse_args(argv=None):
     return args
 
 
-def report(records, out_dir, reference=None, baseline=de.RANDOM_INIT):
+def report(records, out_dir, reference=None, baseline='random'):
+    from medssl.analysis import data_efficiency as de
     os.makedirs(out_dir, exist_ok=True)
     csv_path = osp.join(out_dir, 'data_efficiency.csv')
-    de.write_csv(records, csv_path)
-    summary = de.summarize(records, baseline=baseline, reference=reference)
-    with open(osp.join(out_dir, 'data_efficiency_summary.json'), 'w') as f:
-        json.dump(
-            {
-                m: {
-                    **s, 'ttest': {
-                        str(k): v
-                        for k, v in s['ttest'].items()
-                    }
-                }
-                for m, s in summary.items()
-            },
-            f,
-            indent=2)
+    ok = [r for r in records if r.get('fraction') is not None]
+    de.write_csv(ok, csv_path)
+    summary = de.summarize(ok, baseline=baseline, reference=reference)
+    de.write_summary(summary,
+                     osp.join(out_dir, 'data_efficiency_summary.json'))
     if summary:
         de.plot_curves(summary, osp.join(out_dir, 'data_efficiency.png'))
-    print(f'{"method":<16}{"fraction":>9}{"mean":>9}{"std":>9}{"n":>3}'
-          f'{"p(>random)":>12}')
-    for method, s in summary.items():
-        for f, m, sd, n in zip(s['fractions'], s['mean'], s['std'], s['n']):
-            p = s['ttest'].get(f, {}).get('p', float('nan'))
-            print(f'{method:<16}{f:>9g}{m:>9.4f}{sd:>9.4f}{n:>3}{p:>12.4g}')
-        print(f'{method:<16} AEI = {s["aei"]:.4f} '
-              f'(reference score {s["reference_score"]:.4f})')
+    print(de.format_summary(summary, baseline))
     print(f'wrote {csv_path}')
     failed = [r for r in records if 'error' in r]
     for r in failed:
@@ -131,16 +130,22 @@ def report(records, out_dir, reference=None, baseline=de.RANDOM_INIT):
 
 def main(argv=None):
     args = parse_args(argv)
+    from medssl.analysis import data_efficiency as de
     if args.collect is not None:
         records = de.collect_results(args.collect)
         report(records, args.out_dir or args.collect, args.reference)
         return
     ckpts = de.parse_checkpoints(args.checkpoints)
+    total = args.train_volumes or len(
+        de.train_split_cases(args.config, args.cfg_options))
     jobs = de.make_jobs(ckpts,
                         args.fractions,
                         args.seeds,
                         args.work_dir,
-                        add_random=not args.no_random)
+                        add_random=not args.no_random,
+                        total_volumes=total)
+    print(f'{total} training volumes; runs: ' + ', '.join(
+        sorted({f'{j.num_volumes} vol (r={j.fraction:g})' for j in jobs})))
     for job in jobs:
         job.extra_cfg_options = list(args.cfg_options)
     if args.print_commands:
@@ -173,7 +178,8 @@ def main(argv=None):
         return
     runner = de.SubprocessRunner(args.config,
                                  ckpt_prefix=args.ckpt_prefix,
-                                 init_type=args.init_type)
+                                 init_type=args.init_type,
+                                 gpus=args.gpus)
     records = de.run_jobs(jobs, runner.train, runner.test)
     report(records, args.out_dir or args.work_dir, args.reference)
 

@@ -1,4 +1,4 @@
-"""Convert AbdomenCT-1K (AbdomenCT-1K-ImagePart*/, optional Mask/) to slices.
+r"""Convert AbdomenCT-1K (AbdomenCT-1K-ImagePart*/, optional Mask/) to slices.
 
 Example::
 
@@ -8,13 +8,13 @@ Example::
 import argparse
 import sys
 
-from medssl.datasets.converters import convert_abdomen1k
-from medssl.datasets.converters.cli import (add_worker_args, run_converter,
-                                            worker_kwargs)
+from medssl.cli import HelpFormatter, add_worker_args, worker_kwargs
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p = argparse.ArgumentParser(
+        description=__doc__.split('\n')[0], formatter_class=HelpFormatter,
+        epilog='example:\n' + __doc__.split('Example::')[1].strip('\n'))
     p.add_argument('root', help='folder holding AbdomenCT-1K-ImagePart*/')
     p.add_argument('out', help='output folder')
     p.add_argument('--glob', dest='img_glob',
@@ -29,16 +29,19 @@ def parse_args(argv=None):
                    help='keep all-air slices too')
     p.add_argument('--min-body-fraction', type=float, default=0.0,
                    help='drop slices whose body fraction (HU > -500) is <= '
-                   'this (default 0: drop all-air slices only)')
+                   'this (0: drop all-air slices only)')
     p.add_argument('--val-every', type=int, default=5,
-                   help='segmentation split of the cases with masks: every '
-                   'N-th case (sorted ids) -> splits/val.txt, the rest -> '
-                   'splits/train.txt (default 5, i.e. 80/20 by volume)')
+                   help='segmentation split of the cases with masks (sorted '
+                   'ids): every N-th case -> splits/test.txt, every N-th of '
+                   'the rest -> splits/val.txt, the others -> '
+                   'splits/train.txt (5: 64/16/20 by volume)')
     return p.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
+    from medssl.datasets.converters import convert_abdomen1k
+    from medssl.datasets.converters.cli import run_converter
     return run_converter(
         convert_abdomen1k, args.root, args.out, img_glob=args.img_glob,
         mask_glob=args.mask_glob, with_masks=not args.no_masks,

@@ -7,18 +7,18 @@ Example::
 import argparse
 import sys
 
-from medssl.datasets.converters import convert_btcv
-from medssl.datasets.converters.cli import (add_worker_args, run_converter,
-                                            worker_kwargs)
+from medssl.cli import HelpFormatter, add_worker_args, worker_kwargs
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p = argparse.ArgumentParser(
+        description=__doc__.split('\n')[0], formatter_class=HelpFormatter,
+        epilog='example:\n' + __doc__.split('Example::')[1].strip('\n'))
     p.add_argument('root', help='folder holding RawData/Training/...')
     p.add_argument('out', help='output folder (img_dir, ann_dir, meta, '
                    'splits, summary.json)')
     p.add_argument('--split-file', default=None,
-                   help='JSON {split: [case, ...]} (default: the shipped '
+                   help='JSON {split: [case, ...]} (None: the shipped '
                    'medssl/datasets/splits/btcv_13organ.json)')
     p.add_argument('--glob', dest='img_glob',
                    default='RawData/Training/img/img*.nii*',
@@ -28,8 +28,8 @@ def parse_args(argv=None):
                    help='label glob relative to root')
     add_worker_args(p)
     p.add_argument('--drop-empty', action='store_true',
-                   help='drop slices without body (default: keep every '
-                   'slice so volumes can be rebuilt for 3D Dice)')
+                   help='drop slices without body (without it every slice is '
+                   'kept, so volumes can be rebuilt for 3D Dice)')
     p.add_argument('--min-body-fraction', type=float, default=0.0,
                    help='with --drop-empty: drop slices whose body fraction '
                    '(HU > -500) is <= this')
@@ -38,6 +38,8 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    from medssl.datasets.converters import convert_btcv
+    from medssl.datasets.converters.cli import run_converter
     return run_converter(
         convert_btcv, args.root, args.out, split_file=args.split_file,
         img_glob=args.img_glob, label_glob=args.label_glob,

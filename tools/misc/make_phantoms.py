@@ -1,4 +1,4 @@
-"""Write CT-like NIfTI phantoms in the BTCV or AbdomenCT-1K raw layout.
+r"""Write CT-like NIfTI phantoms in the BTCV or AbdomenCT-1K raw layout.
 
 Example::
 
@@ -7,21 +7,34 @@ Example::
 """
 import argparse
 
-from medssl.datasets.phantoms import BROKEN_KINDS, write_phantom_dataset
+from medssl.cli import HelpFormatter
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    p.add_argument('root')
-    p.add_argument('--layout', choices=['btcv', 'abdomen1k'], default='btcv')
-    p.add_argument('--num-cases', type=int, default=4)
-    p.add_argument('--seed', type=int, default=0)
+    p = argparse.ArgumentParser(
+        description=__doc__.split('\n')[0], formatter_class=HelpFormatter,
+        epilog='example:\n' + __doc__.split('Example::')[1].strip('\n'))
+    p.add_argument('root', help='output folder (raw layout)')
+    p.add_argument('--layout', choices=['btcv', 'abdomen1k'], default='btcv',
+                   help='raw folder layout to imitate')
+    p.add_argument('--num-cases', type=int, default=4, help='volumes')
+    p.add_argument('--seed', type=int, default=0, help='generator seed')
     p.add_argument('--shape', type=int, nargs=3, default=[64, 64, 12],
-                   metavar=('X', 'Y', 'Z'))
-    p.add_argument('--case-ids', type=int, nargs='+', default=None)
-    p.add_argument('--no-labels', action='store_true')
-    p.add_argument('--broken', nargs='*', default=[], choices=BROKEN_KINDS)
+                   metavar=('X', 'Y', 'Z'), help='volume shape')
+    p.add_argument('--case-ids', type=int, nargs='+', default=None,
+                   help='case numbers (None: 1..num-cases)')
+    p.add_argument('--no-labels', action='store_true',
+                   help='write images only')
+    p.add_argument('--broken', nargs='*', default=[], metavar='KIND',
+                   help='also write broken cases of these kinds (converter '
+                   'error tests; kinds: medssl.datasets.phantoms.'
+                   'BROKEN_KINDS)')
     args = p.parse_args(argv)
+    from medssl.datasets.phantoms import BROKEN_KINDS, write_phantom_dataset
+    unknown = sorted(set(args.broken) - set(BROKEN_KINDS))
+    if unknown:
+        p.error(f'--broken: unknown kinds {unknown} (choose from '
+                f'{", ".join(BROKEN_KINDS)})')
     paths = write_phantom_dataset(
         args.root, args.layout, num_cases=args.num_cases, seed=args.seed,
         shape=args.shape, broken=args.broken, case_ids=args.case_ids,

@@ -10,8 +10,14 @@ default_hooks = dict(
     sampler_seed=dict(type='DistSamplerSeedHook'),
 )
 # A non-finite loss stops the run naming the iteration and the loss term
-# (on_nonfinite='skip' drops that update instead).
-custom_hooks = [dict(type='NonFiniteLossHook', on_nonfinite='raise')]
+# (on_nonfinite='skip' drops that update instead). CollapseMonitorHook logs
+# the effective rank / normalised std of the projector output and pooled
+# backbone features of the training batch (no extra forward pass; one small
+# SVD per source) every `interval` iterations and at the first.
+custom_hooks = [
+    dict(type='NonFiniteLossHook', on_nonfinite='raise'),
+    dict(type='CollapseMonitorHook', interval=50),
+]
 
 env_cfg = dict(
     cudnn_benchmark=False,

@@ -1,14 +1,6 @@
 # Barlow Twins, ResNet-18, a few CPU iterations on phantom slices.
-_base_ = [
-    './_base_/barlowtwins_r50_ct.py',
-    '../_base_/datasets/abdomen1k_ct_phantom.py',
-    '../_base_/schedules/sgd_coslr-tiny_phantom.py',
-    '../_base_/default_runtime.py',
-]
+_base_ = ['./_base_/barlowtwins_r50_ct.py', '../_base_/tiny_phantom.py']
 model = dict(
     backbone=dict(depth=18),
     neck=dict(in_channels=512, hid_channels=256, out_channels=256),
     head=dict(in_channels=256))
-default_hooks = dict(
-    logger=dict(interval=1), checkpoint=dict(interval=3, by_epoch=False))
-log_processor = dict(by_epoch=False)

@@ -6,7 +6,6 @@ may be spread over several parts) and, optionally,
 channel suffix. Writes ``splits/pretrain.txt``: slices that contain body (all-
 air slices dropped by default).
 """
-import glob
 import json
 import os.path as osp
 import re
@@ -15,6 +14,7 @@ from typing import Dict, List, Optional
 from .common import (CaseSpec, ConversionError, ConvertOptions,
                      auto_threads, convert_cases, nifti_stem,
                      write_split_files, write_summary)
+from .options import glob_nifti
 
 __all__ = ['ABDOMEN1K_LABEL_IDS', 'find_abdomen1k_cases', 'convert_abdomen1k']
 
@@ -31,7 +31,7 @@ def find_abdomen1k_cases(root: str,
                          img_glob: str = DEFAULT_IMG_GLOB,
                          mask_glob: str = DEFAULT_MASK_GLOB,
                          with_masks: bool = True) -> List[CaseSpec]:
-    images = sorted(glob.glob(osp.join(root, img_glob)),
+    images = sorted(glob_nifti(root, img_glob),
                     key=lambda p: (_case_id(p), p))
     if not images:
         raise ConversionError(
@@ -39,7 +39,7 @@ def find_abdomen1k_cases(root: str,
     masks = {}
     if with_masks and mask_glob:
         masks = {nifti_stem(p): p
-                 for p in sorted(glob.glob(osp.join(root, mask_glob)))}
+                 for p in glob_nifti(root, mask_glob)}
     return [CaseSpec(_case_id(p), p, masks.get(_case_id(p))) for p in images]
 
 
@@ -65,8 +65,8 @@ def convert_abdomen1k(root: str,
     ``img_format``: image slices as uint16 ``.npy`` (``'npy'``, default) or
     16-bit PNG (``'png'``); label slices are uint8 PNG either way.
     ``val_every``: the cases with masks are also split by volume for
-    segmentation: every ``val_every``-th of them (sorted by case id) goes to
-    ``splits/val.txt``, the others to ``splits/train.txt``.
+    segmentation (:func:`segmentation_split`): ``splits/test.txt`` (held
+    out), ``splits/val.txt`` (model selection) and ``splits/train.txt``.
     """
     specs = find_abdomen1k_cases(root, img_glob, mask_glob, with_masks)
     opts = ConvertOptions(
@@ -92,9 +92,13 @@ def convert_abdomen1k(root: str,
 
 def segmentation_split(out_dir: str, cases: List[str],
                        val_every: int) -> Dict[str, List[str]]:
-    """Volume-level train/val split of the committed cases that have a mask:
-    deterministic (every ``val_every``-th case id in sorted order is val),
-    so it never depends on the conversion order or ``--nproc``."""
+    """Volume-level train/val/test split of the committed cases that have a
+    mask, deterministic (sorted case ids), so it never depends on the
+    conversion order or ``--nproc``: every ``val_every``-th masked case is
+    ``test`` (the held-out set; the former ``val``, so test numbers stay
+    comparable), every ``val_every``-th of the remaining ones is ``val``
+    (model selection), the rest ``train``. Each of test/val keeps at least
+    one case; ``{}`` when no case would be left for training."""
 
     def has_mask(case):
         with open(osp.join(out_dir, 'meta', f'{case}.json')) as f:
@@ -103,6 +107,8 @@ def segmentation_split(out_dir: str, cases: List[str],
     labelled = sorted(c for c in cases if has_mask(c))
     if not labelled or val_every < 2:
         return {}
-    val = labelled[val_every - 1::val_every] or labelled[-1:]
-    train = [c for c in labelled if c not in val]
-    return dict(train=train, val=val) if train else {}
+    test = labelled[val_every - 1::val_every] or labelled[-1:]
+    rest = [c for c in labelled if c not in test]
+    val = rest[val_every - 1::val_every] or rest[-1:]
+    train = [c for c in rest if c not in val]
+    return dict(train=train, val=val, test=test) if train else {}

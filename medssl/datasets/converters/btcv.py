@@ -4,10 +4,9 @@ Raw layout: ``<root>/RawData/Training/img/img0001.nii.gz`` and
 ``<root>/RawData/Training/label/label0001.nii.gz``. Case id = image stem
 (``img0001``); the label of ``img<N>`` is ``label<N>``.
 Splits come from the shipped ``medssl/datasets/splits/btcv_13organ.json``
-(24 train / 6 val volumes) or ``split_file``; only listed cases that exist are
+(20 train / 4 val / 6 test volumes) or ``split_file``; only listed cases that exist are
 kept, and a split with no existing case raises :class:`ConversionError`.
 """
-import glob
 import json
 import os.path as osp
 from typing import Dict, List, Optional
@@ -15,6 +14,7 @@ from typing import Dict, List, Optional
 from .common import (CaseSpec, ConversionError, ConvertOptions,
                      auto_threads, convert_cases, nifti_stem,
                      write_split_files, write_summary)
+from .options import glob_nifti
 
 __all__ = [
     'BTCV_SPLIT_FILE', 'BTCV_LABEL_IDS', 'load_split_file', 'find_btcv_cases',
@@ -54,12 +54,12 @@ def load_split_file(path: str) -> Dict[str, List[str]]:
 
 def find_btcv_cases(root: str, img_glob: str = DEFAULT_IMG_GLOB,
                     label_glob: str = DEFAULT_LABEL_GLOB) -> List[CaseSpec]:
-    images = sorted(glob.glob(osp.join(root, img_glob)))
+    images = glob_nifti(root, img_glob)
     if not images:
         raise ConversionError(
             f'no BTCV images matching {img_glob!r} under {root}')
     labels = {}
-    for p in sorted(glob.glob(osp.join(root, label_glob))):
+    for p in glob_nifti(root, label_glob):
         stem = nifti_stem(p)
         key = 'img' + stem[len('label'):] if stem.startswith('label') \
             else stem

@@ -1,30 +1,14 @@
-"""What the converter CLIs (tools/dataset_converters/*.py) share."""
-import argparse
+"""What the converter CLIs (tools/dataset_converters/*.py) share: their
+worker options (defined in the light :mod:`medssl.cli`, re-exported here)
+and the run/print wrapper."""
 import json
 import sys
 from typing import Callable
 
+from medssl.cli import add_worker_args, worker_kwargs
 from .common import ConversionError
 
-
-def add_worker_args(p: argparse.ArgumentParser) -> None:
-    """Options every converter takes: parallelism, format, error policy."""
-    p.add_argument('--nproc', type=int, default=1,
-                   help='processes (one case each)')
-    p.add_argument('--threads', type=int, default=None,
-                   help='slice-writing threads per process (default 1; '
-                   'output is identical for any value)')
-    p.add_argument('--img-format', choices=['npy', 'png'], default='npy',
-                   help='image slice format: uint16 .npy (default; ~2x '
-                   'faster to read, far faster to write) or 16-bit PNG '
-                   '(~2.4x smaller). Labels are uint8 PNG either way')
-    p.add_argument('--on-error', choices=['fail', 'skip'], default='fail')
-
-
-def worker_kwargs(args: argparse.Namespace) -> dict:
-    """The converter keyword arguments of :func:`add_worker_args`."""
-    return dict(nproc=args.nproc, threads=args.threads,
-                img_format=args.img_format, on_error=args.on_error)
+__all__ = ['add_worker_args', 'worker_kwargs', 'run_converter']
 
 
 def run_converter(convert: Callable, *args, **kwargs) -> int:

@@ -1,10 +1,20 @@
 """NIfTI volume -> slice converter machinery shared by BTCV and AbdomenCT-1K.
 
+This module commits cases and runs them in parallel; what a run is asked to
+do is in :mod:`.options`, the atomic writers in :mod:`.files`, reading and
+validating a case in :mod:`.volume`, slice names and geometry in
+:mod:`.ct_io` (all re-exported here).
+
 Contract (docs/DESIGN.md, "Converted data layout"):
 
-- every output file is written atomically (temp name in the same folder,
-  then ``os.replace``); temp names look like ``.<name>.<pid>.tmp`` and stale
-  ones are removed when a conversion starts;
+- every output file is written atomically (a temporary in the private
+  hidden folder ``.medssl-tmp/`` of its folder, then ``os.replace``); those
+  folders -- and nothing else, so no user file can match -- are removed
+  when a conversion starts and ends;
+- only ``*.nii.gz`` / ``*.nii`` files are cases (``options.glob_nifti``);
+- a case without any kept slice (no body in any slice, e.g. all air) is
+  skipped with a warning naming it and recorded in ``skipped`` whatever
+  ``on_error`` is; it is never a training case;
 - image slices are uint16 ``.npy`` (``img_format='npy'``, default) or
   16-bit PNG (``img_format='png'``); label slices are always uint8 PNG;
 - a case is committed as a whole: all slice files first, the meta JSON
@@ -19,279 +29,48 @@ Contract (docs/DESIGN.md, "Converted data layout"):
   the problem, and never leaves a half-written case behind.
 """
 import glob
-import io
 import json
 import multiprocessing
 import os
 import os.path as osp
-import re
+import sys
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
-import cv2
-import nibabel as nib
-import numpy as np
-
-from .ct_io import IMG_FORMATS, canonical_to_slice, encode_hu
+from .ct_io import (IMG_FORMATS, canonical_to_slices, encode_hu,
+                    parse_slice_name, slice_name)
+from .files import (PNG_PARAMS, atomic_write_bytes, atomic_write_json,
+                    read_png, remove_stale_tmp, write_label_png, write_npy,
+                    write_png)
+from .options import (CaseSpec, ConversionError, ConvertOptions,
+                      check_img_format, nifti_stem)
+from .volume import BODY_HU, body_fraction, load_case
 
 __all__ = [
     'ConversionError', 'CaseSpec', 'ConvertOptions', 'nifti_stem',
     'atomic_write_bytes', 'atomic_write_json', 'write_png', 'read_png',
-    'write_npy', 'IMG_FORMATS', 'check_img_format',
+    'write_npy', 'write_label_png', 'IMG_FORMATS', 'check_img_format',
     'load_case', 'convert_case', 'convert_cases', 'is_case_done',
     'write_split_files', 'write_summary', 'body_fraction', 'PNG_PARAMS',
     'BODY_HU', 'remove_stale_tmp', 'auto_threads'
 ]
 
-#: Fixed PNG encoder parameters (deterministic output). Level 1 + RLE is
-#: ~2x faster to write than cv2's default (level 3) and ~4% larger on CT
-#: slices; label PNGs get 2x smaller with RLE (benchmarks/data_pipeline.py).
-PNG_PARAMS = [
-    cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY,
-    cv2.IMWRITE_PNG_STRATEGY_RLE
-]
-#: A pixel counts as body when its HU is above this.
-BODY_HU = -500.0
-_TMP_RE = re.compile(r'^\..+\.\d+\.tmp$')
 
-
-class ConversionError(RuntimeError):
-    """Bad converter input; the message names the case, file and problem."""
-
-
-@dataclass
-class CaseSpec:
-    case: str
-    image: str
-    label: Optional[str] = None
-
-
-@dataclass
-class ConvertOptions:
-    """Options of one conversion run.
-
-    Attributes:
-        label_ids: allowed label ids (None: no label check).
-        require_label: a case without label file is an error.
-        keep_empty: keep slices without body (all air).
-        min_body_fraction: drop slices whose body-pixel fraction (HU > -500)
-            is <= this (ignored with ``keep_empty``).
-        threads: threads encoding/writing the slices of one case (output
-            is identical for any value).
-        img_format: image slice format, ``'npy'`` (uint16 ``.npy``, default:
-            ~2x faster to read and much faster to write than PNG, ~2.4x the
-            disk) or ``'png'`` (16-bit PNG). Labels are uint8 PNG either way.
-    """
-    label_ids: Optional[Sequence[int]] = None
-    require_label: bool = False
-    keep_empty: bool = True
-    min_body_fraction: float = 0.0
-    affine_atol: float = 1e-3
-    threads: int = 1
-    img_format: str = 'npy'
-    extra: Dict = field(default_factory=dict)
-
-    def __post_init__(self):
-        check_img_format(self.img_format)
-
-
-def check_img_format(img_format: str) -> str:
-    if img_format not in IMG_FORMATS:
-        raise ValueError(f'img_format must be one of {sorted(IMG_FORMATS)}, '
-                         f'got {img_format!r}')
-    return img_format
-
-
-def nifti_stem(path: str) -> str:
-    name = osp.basename(path)
-    for ext in ('.nii.gz', '.nii'):
-        if name.endswith(ext):
-            return name[:-len(ext)]
-    return osp.splitext(name)[0]
-
-
-# ----------------------------------------------------------------- writing
-def _tmp_name(path: str) -> str:
-    d, name = osp.split(path)
-    return osp.join(d, f'.{name}.{os.getpid()}.tmp')
-
-
-def atomic_write_bytes(path: str, data: bytes) -> None:
-    tmp = _tmp_name(path)
-    try:
-        with open(tmp, 'wb') as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
-def atomic_write_json(path: str, obj) -> None:
-    text = json.dumps(obj, indent=2, sort_keys=True) + '\n'
-    atomic_write_bytes(path, text.encode('utf-8'))
-
-
-def write_png(path: str, arr: np.ndarray) -> None:
-    ok, buf = cv2.imencode('.png', arr, PNG_PARAMS)
-    if not ok:
-        raise ConversionError(f'cannot encode PNG {path}')
-    atomic_write_bytes(path, buf.tobytes())
-
-
-def write_npy(path: str, arr: np.ndarray) -> None:
-    """``np.save`` (format 1.0 header, C order: deterministic bytes) to
-    memory, then an atomic write."""
-    buf = io.BytesIO()
-    np.save(buf, np.ascontiguousarray(arr), allow_pickle=False)
-    atomic_write_bytes(path, buf.getvalue())
-
-
-def read_png(path: str) -> np.ndarray:
-    arr = cv2.imread(path, cv2.IMREAD_UNCHANGED)
-    if arr is None:
-        raise OSError(f'cannot read image {path}')
-    return arr
-
-
-def remove_stale_tmp(out_dir: str) -> int:
-    n = 0
-    for sub in ('img_dir', 'ann_dir', 'meta', 'splits', '.'):
-        d = osp.join(out_dir, sub)
-        if not osp.isdir(d):
-            continue
-        for name in os.listdir(d):
-            if _TMP_RE.match(name):
-                os.remove(osp.join(d, name))
-                n += 1
-    return n
-
-
-# ----------------------------------------------------------------- reading
-def _load_nifti(path: str, case: str, what: str, keep_dtype: bool = False):
-    """Load a NIfTI; ``keep_dtype``: integer data without scaling stays
-    integer (labels), everything else is ``get_fdata`` float32."""
-    if not osp.isfile(path):
-        raise ConversionError(f'case {case}: {what} file {path} not found')
-    try:
-        img = nib.load(path)
-        proxy = img.dataobj
-        scaled = getattr(proxy, 'slope', 1.0) != 1.0 or \
-            getattr(proxy, 'inter', 0.0) != 0.0
-        if keep_dtype and not scaled and \
-                img.get_data_dtype().kind in 'iub':
-            data = np.asanyarray(proxy)
-        else:
-            data = img.get_fdata(dtype=np.float32)
-    except Exception as e:  # truncated gz, bad header, ...
-        raise ConversionError(
-            f'case {case}: cannot read {what} {path} (corrupt or truncated '
-            f'NIfTI?): {type(e).__name__}: {e}') from e
-    if data.ndim == 4 and data.shape[3] == 1:
-        data = data[..., 0]
-    if data.ndim != 3:
-        raise ConversionError(f'case {case}: {what} {path} is not a 3D '
-                              f'volume (shape {data.shape})')
-    return img, data
-
-
-def load_case(spec: CaseSpec, opts: ConvertOptions):
-    """Load and validate one case.
-
-    Returns ``(hu, label, meta)``: canonical float32 HU ``(X, Y, Z)``,
-    canonical uint8 label (or None) and the meta dict (without ``slices``).
-    """
-    img, data = _load_nifti(spec.image, spec.case, 'image')
-    if not np.all(np.isfinite(data)):
-        raise ConversionError(
-            f'case {spec.case}: image {spec.image} has NaN/inf voxels')
-    label = None
-    if spec.label is None and opts.require_label:
-        raise ConversionError(f'case {spec.case}: no label file for image '
-                              f'{spec.image}')
-    if spec.label is not None:
-        limg, ldata = _load_nifti(spec.label, spec.case, 'label',
-                                  keep_dtype=True)
-        if ldata.shape != data.shape:
-            raise ConversionError(
-                f'case {spec.case}: shape mismatch: image {spec.image} '
-                f'{tuple(data.shape)} vs label {spec.label} '
-                f'{tuple(ldata.shape)}')
-        if not np.allclose(limg.affine, img.affine, atol=opts.affine_atol):
-            raise ConversionError(
-                f'case {spec.case}: affine mismatch between image '
-                f'{spec.image} and label {spec.label}:\n{img.affine}\nvs\n'
-                f'{limg.affine}')
-        if ldata.dtype.kind not in 'iub':
-            frac = ldata != np.round(ldata)
-            if frac.any():
-                raise ConversionError(
-                    f'case {spec.case}: label {spec.label} has non-integer '
-                    f'values (e.g. {ldata[frac].flat[0]!r})')
-        allowed = set(int(i) for i in (opts.label_ids if opts.label_ids
-                                       is not None else range(256)))
-        lo, hi = ldata.min(), ldata.max()
-        if lo >= 0 and hi <= 255 and allowed.issuperset(
-                range(int(lo), int(hi) + 1)):
-            # every value in [min, max] is allowed: no full id count needed
-            # (it cost ~40 ms per 512x512x24 label, ~15% of an npy run)
-            ids = set()
-        elif lo < 0 or hi > 255:
-            ids = set(np.unique(ldata).astype(np.int64).tolist())
-        else:
-            ids = set(np.flatnonzero(
-                np.bincount(ldata.astype(np.uint8, copy=False).ravel(),
-                            minlength=256)).tolist())
-        unknown = sorted(ids - allowed)
-        if unknown:
-            raise ConversionError(
-                f'case {spec.case}: label {spec.label} has unknown label '
-                f'ids {unknown} (allowed {min(allowed)}..{max(allowed)})')
-        label = ldata.astype(np.uint8)
-
-    # reorient the loaded arrays (nibabel's as_closest_canonical on an
-    # in-memory image: no second read of the file)
-    canon = nib.as_closest_canonical(nib.Nifti1Image(data, img.affine))
-    hu = np.asanyarray(canon.dataobj)
-    if label is not None:
-        label = np.asanyarray(
-            nib.as_closest_canonical(nib.Nifti1Image(
-                label, img.affine)).dataobj)
-    meta = dict(
-        case=spec.case,
-        image=spec.image,
-        label=spec.label,
-        original_affine=np.asarray(img.affine, float).tolist(),
-        original_shape=[int(s) for s in data.shape],
-        original_axcodes=list(nib.aff2axcodes(img.affine)),
-        canonical_affine=np.asarray(canon.affine, float).tolist(),
-        canonical_shape=[int(s) for s in hu.shape],
-        spacing=[float(z) for z in canon.header.get_zooms()[:3]],
-        num_slices_total=int(hu.shape[2]))
-    # Fortran order: axial slices (fixed z) are contiguous blocks, which makes
-    # canonical_to_slice ~5x faster than on a C-ordered (X, Y, Z) array
-    hu = np.asfortranarray(hu)
-    if label is not None:
-        label = np.asfortranarray(label)
-    return hu, label, meta
-
-
-def body_fraction(hu_slice: np.ndarray) -> float:
-    return float(np.count_nonzero(hu_slice > BODY_HU)) / hu_slice.size
-
-
-# ------------------------------------------------------------- converting
 def _slice_files(out_dir: str, case: str) -> List[str]:
     """The case's slice files of any image format (and its label PNGs)."""
     files = []
     for sub in ('img_dir', 'ann_dir'):
         files += glob.glob(
             osp.join(out_dir, sub, glob.escape(case) + '_[0-9]*.*'))
-    return [f for f in files
-            if re.fullmatch(re.escape(case) + r'_\d{4,}\.(png|npy)',
-                            osp.basename(f))]
+    return [f for f in files if f.endswith(('.png', '.npy'))
+            and _parse_or_none(f) == case]
+
+
+def _parse_or_none(path: str) -> Optional[str]:
+    try:
+        return parse_slice_name(path)[0]
+    except ValueError:
+        return None
 
 
 def _remove_case(out_dir: str, case: str) -> None:
@@ -322,7 +101,7 @@ def is_case_done(out_dir: str, case: str,
     if fmt != img_format:
         return None
     for z in slices:
-        name = f'{case}_{z:04d}'
+        name = slice_name(case, z)
         if not osp.isfile(osp.join(out_dir, 'img_dir', name + suffix)):
             return None
         if has_label and not osp.isfile(
@@ -335,9 +114,10 @@ def convert_case(spec: CaseSpec, out_dir: str, opts: ConvertOptions,
                  after_slice: Optional[Callable] = None) -> dict:
     """Convert one case; returns ``dict(case, status, slices|error)``.
 
-    ``status`` is 'done' (converted now), 'exists' (already committed) or
-    'error'. Raises nothing for bad input: errors are returned so the caller
-    decides (fail/skip). ``after_slice(case, z)`` is a test hook.
+    ``status`` is 'done' (converted now), 'exists' (already committed),
+    'empty' (no slice kept: nothing written) or 'error'. Raises nothing for
+    bad input: errors are returned so the caller decides (fail/skip).
+    ``after_slice(case, z)`` is a test hook.
     """
     img_format = check_img_format(opts.img_format)
     meta = is_case_done(out_dir, spec.case, img_format)
@@ -347,22 +127,33 @@ def convert_case(spec: CaseSpec, out_dir: str, opts: ConvertOptions,
     _remove_case(out_dir, spec.case)
     try:
         hu, label, meta = load_case(spec, opts)
+        # (the body fraction of a slice does not depend on its orientation)
         kept = [
             z for z in range(hu.shape[2])
-            if opts.keep_empty or body_fraction(canonical_to_slice(hu, z)) >
+            if opts.keep_empty or body_fraction(hu[:, :, z]) >
             opts.min_body_fraction
         ]
+        if not kept:
+            return dict(case=spec.case, status='empty', error=(
+                f'case {spec.case}: no slice with body (HU > {BODY_HU:g} on '
+                f'more than {opts.min_body_fraction:g} of the slice) in '
+                f'{spec.image}; skipped, not a training case'))
 
         write_img = write_npy if img_format == 'npy' else write_png
         img_suffix = IMG_FORMATS[img_format]
+        # every slice in one pass each (encode, reorder to (Z, Y, X))
+        # instead of a strided copy per slice
+        img_slices = canonical_to_slices(encode_hu(hu))
+        del hu
+        lab_slices = None if label is None else canonical_to_slices(label)
 
         def write_slice(z):
-            name = f'{spec.case}_{z:04d}'
+            name = slice_name(spec.case, z)
             write_img(osp.join(out_dir, 'img_dir', name + img_suffix),
-                      encode_hu(canonical_to_slice(hu, z)))
-            if label is not None:
-                write_png(osp.join(out_dir, 'ann_dir', name + '.png'),
-                          canonical_to_slice(label, z))
+                      img_slices[z])
+            if lab_slices is not None:
+                write_label_png(osp.join(out_dir, 'ann_dir', name + '.png'),
+                                lab_slices[z])
             return z
 
         threads = max(1, int(opts.threads))
@@ -443,7 +234,9 @@ def convert_cases(specs: Sequence[CaseSpec],
     def handle(res):
         if bar is not None:
             bar.update()
-        if res['status'] == 'error' and on_error == 'fail':
+        if res['status'] == 'empty':
+            print(f'warning: {res["error"]}', file=sys.stderr)
+        elif res['status'] == 'error' and on_error == 'fail':
             raise ConversionError(res['error'])
         results.append(res)
 
@@ -473,11 +266,12 @@ def convert_cases(specs: Sequence[CaseSpec],
         pool.join()
     if bar is not None:
         print()
-    converted = sorted((r for r in results if r['status'] != 'error'),
+    remove_stale_tmp(out_dir)
+    converted = sorted((r for r in results if 'error' not in r),
                        key=lambda r: r['case'])
-    skipped = sorted(
+    skipped = sorted(  # failed (on_error='skip') and empty cases
         (dict(case=r['case'], reason=r['error'])
-         for r in results if r['status'] == 'error'),
+         for r in results if 'error' in r),
         key=lambda r: r['case'])
     return converted, skipped
 
@@ -490,7 +284,7 @@ def write_split_files(out_dir: str, split: str, cases: Sequence[str]) -> int:
     for case in sorted(cases):
         with open(osp.join(out_dir, 'meta', f'{case}.json')) as f:
             meta = json.load(f)
-        names += [f'{case}_{z:04d}' for z in meta['slices']]
+        names += [slice_name(case, z) for z in meta['slices']]
     names.sort()
     d = osp.join(out_dir, 'splits')
     os.makedirs(d, exist_ok=True)
@@ -513,4 +307,5 @@ def write_summary(out_dir: str, dataset: str, converted: List[dict],
         skipped=skipped,
         splits=splits)
     atomic_write_json(osp.join(out_dir, 'summary.json'), summary)
+    remove_stale_tmp(out_dir)  # the (empty) private temp folders
     return summary

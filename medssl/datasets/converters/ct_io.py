@@ -1,4 +1,4 @@
-"""The two conventions every converter, dataset and inference tool shares.
+"""The conventions every converter, dataset and inference tool shares.
 
 1. **Lossless HU storage.** A slice is stored as a uint16 array holding
    ``round(HU) + HU_OFFSET`` (``HU_OFFSET = 1024``), in a ``.npy`` file
@@ -14,11 +14,22 @@
    running patient-right -> patient-left (the radiological display used by CT
    viewers): ``img = vol[::-1, ::-1, z].T``. :func:`slices_to_canonical` is the
    exact inverse, used to write predictions back to 3D.
+   :func:`to_canonical` / :func:`from_canonical` are the one reorientation
+   (nibabel's ``as_closest_canonical`` on arrays: the converters and
+   :mod:`medssl.apis.inference` both use it).
+
+3. **Slice names.** Slice ``z`` of case ``case`` is stored as
+   ``<case>_<z:04d>`` (``img0001_0007.npy``; the case id may itself contain
+   ``_``): :func:`slice_name` writes it, :func:`parse_slice_name` reads it.
 """
 import os.path as osp
-from typing import Sequence
+import re
+from typing import Sequence, Tuple
 
 import numpy as np
+from nibabel.orientations import (apply_orientation, axcodes2ornt,
+                                  inv_ornt_aff, io_orientation,
+                                  ornt_transform)
 
 HU_OFFSET = 1024
 HU_MIN = -HU_OFFSET
@@ -44,6 +55,13 @@ def canonical_to_slice(vol: np.ndarray, z: int) -> np.ndarray:
     """Axial slice ``z`` of a canonical (RAS+) ``(X, Y, Z)`` array as a
     ``(Y, X)`` image: row 0 = most anterior, column 0 = patient's right."""
     return np.ascontiguousarray(vol[::-1, ::-1, z].T)
+
+
+def canonical_to_slices(vol: np.ndarray) -> np.ndarray:
+    """All axial slices at once: ``(Z, Y, X)`` C-contiguous, ``out[z] ==
+    canonical_to_slice(vol, z)``, in one copy (per-slice copies of a
+    C-ordered volume each walk the whole array with stride ``Y * Z``)."""
+    return np.ascontiguousarray(vol[::-1, ::-1, :].transpose(2, 1, 0))
 
 
 def slices_to_canonical(slices: Sequence[np.ndarray]) -> np.ndarray:
@@ -82,3 +100,46 @@ def read_slice(path: str) -> np.ndarray:
             f'{path} is not a single-channel uint16 CT slice (dtype '
             f'{stored.dtype}, shape {stored.shape})')
     return stored
+
+
+#: ``<case>_<z>``: z has at least 4 digits, the case id is everything before
+#: the last ``_``.
+SLICE_NAME_RE = re.compile(r'(?P<case>.+)_(?P<z>\d{4,})')
+
+
+def slice_name(case: str, z: int) -> str:
+    """The stored name (no suffix) of axial slice ``z`` of ``case``."""
+    return f'{case}_{int(z):04d}'
+
+
+def parse_slice_name(name: str) -> Tuple[str, int]:
+    """``(case, z)`` of a slice name or path (``.../img0001_0007.npy`` ->
+    ``('img0001', 7)``); ``ValueError`` naming it if it is not one."""
+    stem = osp.basename(name)
+    for suffix in IMG_FORMATS.values():
+        if stem.endswith(suffix):
+            stem = stem[:-len(suffix)]
+            break
+    m = SLICE_NAME_RE.fullmatch(stem)
+    if m is None:
+        raise ValueError(f'{name!r} is not a CT slice name <case>_<z:04d>')
+    return m.group('case'), int(m.group('z'))
+
+
+def to_canonical(data: np.ndarray, affine: np.ndarray
+                 ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Reorient a 3D array to the closest canonical (RAS+) frame.
+
+    Returns ``(canonical array, canonical affine, ornt)``; equals nibabel's
+    ``as_closest_canonical`` (array and affine) without building an image,
+    and ``ornt`` is what :func:`from_canonical` needs to go back.
+    """
+    ornt = io_orientation(affine)
+    canonical = apply_orientation(data, ornt)
+    return canonical, affine.dot(inv_ornt_aff(ornt, data.shape)), ornt
+
+
+def from_canonical(canonical: np.ndarray, ornt: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`to_canonical`: the array in its original axes."""
+    back = ornt_transform(axcodes2ornt(('R', 'A', 'S')), ornt)
+    return np.ascontiguousarray(apply_orientation(canonical, back))

@@ -1,11 +1,19 @@
-"""HUWindow and HU-safe intensity augmentations.
+"""HUWindow and intensity augmentations for float CT images.
 
 All transforms act on float32 images (H, W, C) with numpy/cv2 float ops.
-They never use mmcv's 8-bit photometric ops and never clip to [0, 255];
-augmentations applied before :class:`HUWindow` work in HU, after it in the
-windowed [0, 1] space (the windows clip again). Random parameters are drawn
-from numpy's global RNG (seeded by mmengine's ``set_random_seed`` /
+They never use mmcv's 8-bit photometric ops and never clip to [0, 255].
+The augmentations are unit-agnostic: their parameters are in the units of
+the image they get -- the windowed [0, 1] values when placed after
+:class:`HUWindow`, as in every shipped config (the defaults are chosen for
+that), or HU when placed before it. Random parameters are drawn from
+numpy's global RNG (seeded by mmengine's ``set_random_seed`` /
 worker_init_fn), like mmcv's transforms.
+
+Names: ``RandomIntensityScale`` / ``RandomIntensityShift`` were called
+``RandomHUContrast`` / ``RandomHUBrightness`` (still registered, with their
+old HU defaults); ``RandomFloatGaussianBlur`` was registered as
+``RandomGaussianBlur``, which is mmselfsup's PIL (8-bit) blur with other
+arguments (``sigma_min``, ``sigma_max``): that name now means mmselfsup's.
 """
 from typing import Optional, Sequence, Tuple
 
@@ -16,8 +24,9 @@ from mmcv.transforms import BaseTransform
 from medssl.registry import TRANSFORMS
 
 __all__ = [
-    'HUWindow', 'RandomHUContrast', 'RandomHUBrightness', 'RandomGamma',
-    'RandomGaussianNoise', 'RandomGaussianBlur'
+    'HUWindow', 'RandomIntensityScale', 'RandomIntensityShift', 'RandomGamma',
+    'RandomGaussianNoise', 'RandomFloatGaussianBlur', 'RandomHUContrast',
+    'RandomHUBrightness'
 ]
 
 
@@ -88,10 +97,10 @@ class _RandomIntensity(BaseTransform):
 
 
 @TRANSFORMS.register_module()
-class RandomHUContrast(_RandomIntensity):
-    """Scale intensities around a centre: ``(x - c) * f + c``,
-    ``f ~ U(contrast_range)``. ``center`` (e.g. 40 HU, or 0.5 after
-    windowing) or the image mean when None."""
+class RandomIntensityScale(_RandomIntensity):
+    """Contrast: scale intensities around a centre, ``(x - c) * f + c`` with
+    ``f ~ U(contrast_range)``; ``center`` in image units (0.5 = mid-window
+    after HUWindow, e.g. 40 HU before it), the image mean when None."""
 
     def __init__(self, contrast_range=(0.8, 1.2), center: Optional[float] =
                  None, prob: float = 0.5):
@@ -111,11 +120,11 @@ class RandomHUContrast(_RandomIntensity):
 
 
 @TRANSFORMS.register_module()
-class RandomHUBrightness(_RandomIntensity):
-    """Add an offset ``~ U(-delta, delta)`` (HU before windowing, or a
-    fraction of the window after it)."""
+class RandomIntensityShift(_RandomIntensity):
+    """Brightness: add an offset ``~ U(-delta, delta)`` in image units
+    (default 0.1 = a tenth of the window after HUWindow; HU before it)."""
 
-    def __init__(self, delta: float = 20.0, prob: float = 0.5):
+    def __init__(self, delta: float = 0.1, prob: float = 0.5):
         super().__init__(prob)
         self.delta = float(delta)
 
@@ -157,10 +166,10 @@ class RandomGamma(_RandomIntensity):
 
 @TRANSFORMS.register_module()
 class RandomGaussianNoise(_RandomIntensity):
-    """Add Gaussian noise with std ``~ U(std_range)`` (same units as the
-    image)."""
+    """Add Gaussian noise with std ``~ U(std_range)`` in image units
+    (default up to 0.03 of the window after HUWindow; HU before it)."""
 
-    def __init__(self, std_range=(0.0, 10.0), prob: float = 0.5):
+    def __init__(self, std_range=(0.0, 0.03), prob: float = 0.5):
         super().__init__(prob)
         self.std_range = tuple(std_range)
 
@@ -174,9 +183,10 @@ class RandomGaussianNoise(_RandomIntensity):
 
 
 @TRANSFORMS.register_module()
-class RandomGaussianBlur(_RandomIntensity):
-    """Gaussian blur (cv2 on float32) with sigma ``~ U(sigma_range)``
-    pixels."""
+class RandomFloatGaussianBlur(_RandomIntensity):
+    """Gaussian blur of a float image (cv2 on float32, any range, no 8-bit
+    round trip) with sigma ``~ U(sigma_range)`` pixels. Not mmselfsup's
+    ``RandomGaussianBlur`` (PIL on uint8 RGB, ``sigma_min``/``sigma_max``)."""
 
     def __init__(self, sigma_range=(0.1, 1.5), prob: float = 0.5):
         super().__init__(prob)
@@ -191,3 +201,19 @@ class RandomGaussianBlur(_RandomIntensity):
     def __repr__(self):
         return (f'{self.__class__.__name__}(sigma_range={self.sigma_range}, '
                 f'prob={self.prob})')
+
+
+@TRANSFORMS.register_module()
+class RandomHUContrast(RandomIntensityScale):
+    """Former name of :class:`RandomIntensityScale` (same defaults), kept so
+    that older configs keep working."""
+
+
+@TRANSFORMS.register_module()
+class RandomHUBrightness(RandomIntensityShift):
+    """Former name of :class:`RandomIntensityShift`, kept with its former
+    default ``delta=20`` (HU, i.e. for use before HUWindow) so that older
+    configs keep their behaviour."""
+
+    def __init__(self, delta: float = 20.0, prob: float = 0.5):
+        super().__init__(delta=delta, prob=prob)

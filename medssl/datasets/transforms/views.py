@@ -28,7 +28,7 @@ from medssl.registry import TRANSFORMS
 
 __all__ = [
     'RandomResizedCropWithParams', 'RandomFlipWithParams',
-    'MultiViewWithParams'
+    'MultiViewWithParams', 'check_view_geometry'
 ]
 
 _CV2_INTERP = {
@@ -74,9 +74,13 @@ class RandomResizedCropWithParams(_SelfSupRandomResizedCrop):
         # Continuous box of the crop in the input's pixel coordinates.
         box = np.array([xmin, ymin, xmax + 1, ymax + 1], dtype=np.float64)
         prev = results.get('crop_bbox')
+        if 'flip' in results:
+            # Whether or not it flipped this time: the recorded geometry
+            # (crop, then flip) cannot represent flip-then-crop.
+            raise ValueError(
+                'RandomResizedCropWithParams after RandomFlipWithParams: the '
+                'recorded view geometry is crop-then-flip; put the crop first')
         if prev is not None:
-            if results.get('flip', False):
-                raise ValueError('crop after a recorded flip is not supported')
             px0, py0, px1, py1 = prev
             sx, sy = (px1 - px0) / in_w, (py1 - py0) / in_h
             box = np.array([
@@ -114,6 +118,36 @@ class RandomFlipWithParams(BaseTransform):
         return f'{self.__class__.__name__}(prob={self.prob})'
 
 
+_RECORDING = ('RandomResizedCropWithParams', 'RandomFlipWithParams')
+# Name fragments of transforms that move pixels without recording it.
+_GEOMETRIC = ('Crop', 'Flip', 'Resize', 'Rotat', 'Affine', 'Shear',
+              'Translate', 'Pad', 'Rescale', 'Elastic', 'Zoom', 'Transpose')
+
+
+def check_view_geometry(pipeline: Sequence) -> None:
+    """Refuse a view pipeline whose geometry ``view_params`` cannot
+    represent: a geometric transform that does not record itself, or a flip
+    before the crop. Raises ``ValueError`` naming the transform."""
+    names = []
+    for t in pipeline:
+        name = t.get('type') if isinstance(t, dict) else type(t).__name__
+        name = name if isinstance(name, str) else getattr(
+            name, '__name__', str(name))
+        names.append(name)
+        if name not in _RECORDING and any(g in name for g in _GEOMETRIC):
+            raise ValueError(
+                f'MultiViewWithParams: {name} changes the view geometry '
+                'without recording it in view_params (the local loss would '
+                'match the wrong cells); use RandomResizedCropWithParams / '
+                'RandomFlipWithParams')
+    if _RECORDING[0] in names and _RECORDING[1] in names and \
+            names.index(_RECORDING[1]) < names.index(_RECORDING[0]):
+        raise ValueError(
+            'MultiViewWithParams: RandomFlipWithParams before '
+            'RandomResizedCropWithParams; the recorded geometry is '
+            'crop-then-flip, put the crop first')
+
+
 @TRANSFORMS.register_module()
 class MultiViewWithParams(MultiView):
     """mmselfsup ``MultiView`` that also collects each view's parameters.
@@ -128,6 +162,8 @@ class MultiViewWithParams(MultiView):
 
     def __init__(self, transforms: List[List], num_views: Union[int,
                                                                List[int]]):
+        for pipeline in transforms:
+            check_view_geometry(pipeline)
         super().__init__(transforms=transforms, num_views=num_views)
 
     def transform(self, results: dict) -> Optional[dict]:

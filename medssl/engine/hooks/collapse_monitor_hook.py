@@ -1,4 +1,4 @@
-"""CollapseMonitorHook (owner: analysis).
+"""CollapseMonitorHook: collapse indicators of the training batch.
 
 Logs cheap dimensional-collapse indicators of the current training batch
 every ``interval`` iterations, with **no extra forward pass**: forward hooks
@@ -37,6 +37,7 @@ import torch
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 
+from medssl.analysis.pooling import pool_embedding
 from medssl.analysis.spectrum import (effective_rank_from_values,
                                       embedding_spectrum, normalized_std)
 from medssl.registry import HOOKS
@@ -44,41 +45,15 @@ from medssl.registry import HOOKS
 __all__ = ['CollapseMonitorHook']
 
 
-def _first_tensor(out):
-    while isinstance(out, (list, tuple)):
-        if len(out) == 0:
-            return None
-        out = out[0]
-    return out if isinstance(out, torch.Tensor) else None
-
-
-def _last_tensor(out):
-    while isinstance(out, (list, tuple)):
-        if len(out) == 0:
-            return None
-        out = out[-1]
-    return out if isinstance(out, torch.Tensor) else None
-
-
 def projector_embedding(neck_output) -> Optional[torch.Tensor]:
     """(N, D) embedding from a neck output: its first tensor, spatially
     averaged if it is a feature map."""
-    t = _first_tensor(neck_output)
-    if t is None:
-        return None
-    if t.dim() == 4:
-        t = t.mean(dim=(2, 3))
-    return t.reshape(t.shape[0], -1)
+    return pool_embedding(neck_output, 'first')
 
 
 def backbone_embedding(backbone_output) -> Optional[torch.Tensor]:
     """(N, C) global average of the last backbone feature map."""
-    t = _last_tensor(backbone_output)
-    if t is None:
-        return None
-    if t.dim() == 4:
-        t = t.mean(dim=(2, 3))
-    return t.reshape(t.shape[0], -1)
+    return pool_embedding(backbone_output, 'last')
 
 
 @HOOKS.register_module()

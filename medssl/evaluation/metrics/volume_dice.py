@@ -1,5 +1,5 @@
-"""VolumeDiceMetric: 3D Dice per organ per volume from 2D slice predictions
-(owner: downstream).
+"""VolumeDiceMetric: 3D Dice and HD95 per organ per volume from 2D slice
+predictions.
 
 Each slice is identified by its image stem ``<case>_<z:04d>`` (DESIGN.md);
 ``case = stem.rsplit('_', 1)[0]``, ``z = int(stem.rsplit('_', 1)[1])``.
@@ -13,22 +13,34 @@ reassembled volume (Dice only depends on these three counts).
 Conventions (per case c, organ k; background and ``ignore_index`` excluded):
 
 * Dice = 2|P∩G| / (|P| + |G|) over all voxels of the case;
-* organ absent in GT **and** prediction → NaN (excluded from means);
-* organ absent in GT but predicted → 0 (a false positive volume);
-* organ present in GT but not predicted → 0.
+* organ absent in GT **and** prediction → excluded (NaN) from every mean,
+  for Dice and HD95 alike;
+* **missed** organ (present in GT, absent in the prediction) → Dice 0 and
+  HD95 = the penalty below; counted in ``missed_organs``;
+* **false-positive** organ (absent in GT, predicted) → Dice 0 and HD95 = the
+  penalty; counted in ``false_positive_organs`` (separately).
 
-Reported: ``mDice`` = mean over cases of the case's mean Dice over its
-non-NaN organs (the per-volume score, "mean Dice over the 13 organs computed
-per volume"); ``Dice.<organ>`` = mean over cases with a non-NaN value;
-``mDice_organ`` = mean of the per-organ values. All in percent.
+HD95 (``hd95=True``; keeps the full masks as uint8 per slice) follows MONAI's
+``compute_hausdorff_distance(percentile=95)`` (``monai/metrics/
+hausdorff_distance.py``, ``utils.get_mask_edges`` /
+``get_surface_distance``): surface = mask XOR its binary erosion with the
+6-neighbour cross (``scipy.ndimage.generate_binary_structure(3, 1)``;
+outside the volume counts as background), distances = Euclidean distance
+transform with the volume spacing (mm) from each surface voxel of one mask to
+the nearest surface voxel of the other, HD95 = max of the two directed 95th
+percentiles (linear interpolation, as ``torch.quantile``). Spacing comes from
+``<data_root>/meta/<case>.json`` (canonical [sx, sy, sz]; a slice image is
+(Y, X), so the stacked (Y, X, Z) volume has spacing (sy, sx, sz)); slices are
+stacked by z, missing z zero-filled. Where MONAI returns inf (one mask empty)
+this metric uses a finite **penalty: the diagonal of the evaluated volume in
+mm**, ``sqrt((Y sy)^2 + (X sx)^2 + (Z sz)^2)`` (no two voxels are farther
+apart), so a missed organ raises mHD95 instead of vanishing from it.
 
-Optional ``hd95=True`` keeps the full masks (uint8) per slice and computes the
-95th-percentile symmetric Hausdorff distance in mm (max of the two directed
-95th percentiles of surface-to-surface distances, as MONAI), using
-``spacing`` from ``<data_root>/meta/<case>.json`` (canonical [sx, sy, sz];
-a slice image is (Y, X) so pixel spacing is (sy, sx)). Slices are stacked by z
-(missing z are zero-filled). HD95 is NaN when the organ is absent in the GT or
-in the prediction (counted in ``HD95_undefined``).
+Averaging (one order for both headline means): ``mDice`` and ``mHD95`` = mean
+over cases of the case's mean over its non-excluded organs (per volume first,
+"mean over the 13 organs computed per volume"). The per-organ breakdown
+``Dice.<organ>`` / ``HD95.<organ>`` = mean over the cases where the organ is
+not excluded. Dice in percent, HD95 in mm.
 
 A per-organ table is printed to the log and everything (per-case, per-organ)
 is written as JSON to ``out_file`` (or ``<log dir>/volume_dice.json`` when a
@@ -38,7 +50,7 @@ import json
 import os
 import os.path as osp
 from collections import OrderedDict, defaultdict
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -48,7 +60,7 @@ from mmengine.logging import MMLogger, print_log
 from medssl.registry import METRICS
 
 __all__ = ['VolumeDiceMetric', 'slice_case_and_index', 'dice_from_counts',
-           'hd95_mm']
+           'surface_mask', 'hd95_mm', 'volume_diagonal_mm']
 
 
 def slice_case_and_index(path: str):
@@ -71,27 +83,67 @@ def dice_from_counts(inter: np.ndarray, pred: np.ndarray,
     return dice
 
 
-def _surface(mask: np.ndarray) -> np.ndarray:
+def surface_mask(mask: np.ndarray) -> np.ndarray:
+    """Surface voxels as MONAI's ``get_mask_edges``: ``mask XOR
+    binary_erosion(mask)`` with scipy's default structuring element (the
+    cross: face neighbours only), outside the array = background."""
     from scipy import ndimage
-    eroded = ndimage.binary_erosion(mask, structure=np.ones((3, ) * mask.ndim),
-                                    border_value=0)
-    return mask & ~eroded
+    mask = np.asarray(mask, dtype=bool)
+    cross = ndimage.generate_binary_structure(mask.ndim, 1)
+    return mask ^ ndimage.binary_erosion(mask, structure=cross,
+                                         border_value=0)
 
 
-def hd95_mm(pred: np.ndarray, gt: np.ndarray, spacing: Sequence[float]
-            ) -> float:
-    """95 % Hausdorff distance (mm) between two boolean masks; NaN if either
-    is empty."""
+def hd95_mm(pred: np.ndarray, gt: np.ndarray,
+            spacing: Sequence[float]) -> float:
+    """95 % Hausdorff distance (mm) between two boolean masks, as MONAI's
+    ``compute_hausdorff_distance(percentile=95)`` with ``spacing``; NaN if
+    either mask is empty (MONAI: inf; the metric applies its penalty).
+
+    The masks are cropped to the bounding box of their union plus one voxel
+    (as MONAI; exact: every surface voxel lies inside the box).
+    """
     from scipy import ndimage
-    pred, gt = pred.astype(bool), gt.astype(bool)
+    pred, gt = np.asarray(pred, bool), np.asarray(gt, bool)
+    if pred.shape != gt.shape or len(spacing) != pred.ndim:
+        raise ValueError(f'hd95_mm: shapes {pred.shape} / {gt.shape} and '
+                         f'spacing {list(spacing)} do not match')
     if not pred.any() or not gt.any():
         return float('nan')
-    sp, sg = _surface(pred), _surface(gt)
-    dt_g = ndimage.distance_transform_edt(~sg, sampling=spacing)
-    dt_p = ndimage.distance_transform_edt(~sp, sampling=spacing)
-    d_pg = dt_g[sp]  # pred surface -> gt surface
-    d_gp = dt_p[sg]
+    nz = np.nonzero(pred | gt)
+    box = tuple(
+        slice(max(int(i.min()) - 1, 0), int(i.max()) + 2) for i in nz)
+    sp, sg = surface_mask(pred[box]), surface_mask(gt[box])
+    d_pg = ndimage.distance_transform_edt(~sg, sampling=spacing)[sp]
+    d_gp = ndimage.distance_transform_edt(~sp, sampling=spacing)[sg]
     return float(max(np.percentile(d_pg, 95), np.percentile(d_gp, 95)))
+
+
+def volume_diagonal_mm(shape: Sequence[int],
+                       spacing: Sequence[float]) -> float:
+    """Physical diagonal of a volume: the HD95 penalty of a missed or
+    false-positive organ."""
+    return float(np.sqrt(sum((n * s)**2 for n, s in zip(shape, spacing))))
+
+
+def _mean_per_case(values: np.ndarray) -> Tuple[np.ndarray, float]:
+    """(cases, organs) with NaN = excluded -> per-case means and their mean
+    (NaN where nothing is defined)."""
+    with np.errstate(invalid='ignore'):
+        case_mean = np.array([
+            np.nanmean(row) if np.isfinite(row).any() else np.nan
+            for row in values
+        ])
+    mean = float(np.nanmean(case_mean)) if np.isfinite(
+        case_mean).any() else float('nan')
+    return case_mean, mean
+
+
+def _mean_per_organ(values: np.ndarray) -> np.ndarray:
+    return np.array([
+        np.nanmean(col) if np.isfinite(col).any() else np.nan
+        for col in values.T
+    ])
 
 
 @METRICS.register_module()
@@ -110,7 +162,11 @@ class VolumeDiceMetric(BaseMetric):
         out_file (str, optional): JSON output path.
         pred_dir (str, optional): also write each predicted label slice as a
             uint8 PNG ``<pred_dir>/<case>_<z>.png``.
-        collect_device, prefix: see :class:`BaseMetric`.
+        collect_device, prefix, collect_dir: see :class:`BaseMetric`.
+
+    Metrics: ``mDice``, ``Dice.<organ>``, ``missed_organs``,
+    ``false_positive_organs``, ``num_cases`` and, with ``hd95``, ``mHD95``
+    and ``HD95.<organ>`` (conventions in the module docstring).
     """
     default_prefix = ''
 
@@ -124,8 +180,9 @@ class VolumeDiceMetric(BaseMetric):
                  pred_dir: Optional[str] = None,
                  collect_device: str = 'cpu',
                  prefix: Optional[str] = None,
-                 **kwargs):
-        super().__init__(collect_device=collect_device, prefix=prefix)
+                 collect_dir: Optional[str] = None) -> None:
+        super().__init__(collect_device=collect_device, prefix=prefix,
+                         collect_dir=collect_dir)
         self.num_classes = num_classes
         self.ignore_index = ignore_index
         self.background_index = background_index
@@ -207,6 +264,8 @@ class VolumeDiceMetric(BaseMetric):
         cases = sorted(per_case)
         dice = np.full((len(cases), len(organs)), np.nan)
         hd = np.full((len(cases), len(organs)), np.nan)
+        # 'missed' (GT only) / 'false_positive' (prediction only) per cell
+        status = np.full((len(cases), len(organs)), '', dtype=object)
         for i, c in enumerate(cases):
             acc = per_case[c]
             zs = [s['z'] for s in acc['slices']]
@@ -215,41 +274,35 @@ class VolumeDiceMetric(BaseMetric):
                                  'results from several datasets mixed?')
             dice[i] = dice_from_counts(acc['inter'], acc['pred'],
                                        acc['gt'])[organs]
+            gt_in = np.asarray(acc['gt'])[organs] > 0
+            pred_in = np.asarray(acc['pred'])[organs] > 0
+            status[i][gt_in & ~pred_in] = 'missed'
+            status[i][~gt_in & pred_in] = 'false_positive'
             if self.hd95:
                 hd[i] = self._case_hd95(c, acc['slices'], organs)
 
-        with np.errstate(invalid='ignore'):
-            case_mean = np.array([
-                np.nanmean(row) if np.isfinite(row).any() else np.nan
-                for row in dice
-            ])
-            organ_mean = np.array([
-                np.nanmean(col) if np.isfinite(col).any() else np.nan
-                for col in dice.T
-            ])
-        mdice = float(np.nanmean(case_mean)) if np.isfinite(
-            case_mean).any() else float('nan')
+        case_mean, mdice = _mean_per_case(dice)
+        organ_mean = _mean_per_organ(dice)
         metrics = OrderedDict()
         metrics['mDice'] = round(100 * mdice, 2)
-        metrics['mDice_organ'] = round(
-            100 * float(np.nanmean(organ_mean)), 2) if np.isfinite(
-                organ_mean).any() else float('nan')
         for j, k in enumerate(organs):
             metrics[f'Dice.{names[k]}'] = round(100 * float(organ_mean[j]), 2)
+        hd_case_mean = hd_organ = None
         if self.hd95:
-            hd_mean = np.array([
-                np.nanmean(col) if np.isfinite(col).any() else np.nan
-                for col in hd.T
-            ])
-            metrics['mHD95'] = round(float(np.nanmean(hd_mean)), 2) \
-                if np.isfinite(hd_mean).any() else float('nan')
-            metrics['HD95_undefined'] = int(np.isnan(hd).sum() -
-                                            np.isnan(dice).sum())
+            hd_case_mean, mhd = _mean_per_case(hd)
+            hd_organ = _mean_per_organ(hd)
+            metrics['mHD95'] = round(mhd, 2)
+            for j, k in enumerate(organs):
+                metrics[f'HD95.{names[k]}'] = round(float(hd_organ[j]), 2)
+        metrics['missed_organs'] = int((status == 'missed').sum())
+        metrics['false_positive_organs'] = int(
+            (status == 'false_positive').sum())
         metrics['num_cases'] = len(cases)
 
-        self._log_table(names, organs, organ_mean, dice,
-                        hd if self.hd95 else None, metrics)
-        self._dump(cases, names, organs, dice, case_mean, hd, metrics)
+        self._log_table(names, organs, organ_mean, dice, hd_organ, status,
+                        metrics)
+        self._dump(cases, names, organs, dice, case_mean, hd, hd_case_mean,
+                   status, metrics)
         return dict(metrics)
 
     def _case_hd95(self, case: str, slices: list, organs: List[int]):
@@ -263,28 +316,41 @@ class VolumeDiceMetric(BaseMetric):
             pred[..., s['z'] - z0] = s['pred_mask']
             gt[..., s['z'] - z0] = s['gt_mask']
         spacing = self._spacing(case, slices[0]['img_path'])
-        return np.array([hd95_mm(pred == k, gt == k, spacing) for k in organs])
+        penalty = volume_diagonal_mm(gt.shape, spacing)
+        out = np.full(len(organs), np.nan)
+        for j, k in enumerate(organs):
+            p, g = pred == k, gt == k
+            p_any, g_any = p.any(), g.any()
+            if p_any and g_any:
+                out[j] = hd95_mm(p, g, spacing)
+            elif p_any or g_any:  # missed or false positive: MONAI's inf
+                out[j] = penalty
+        return out
 
-    def _log_table(self, names, organs, organ_mean, dice, hd, metrics):
-        try:
-            from prettytable import PrettyTable
-            table = PrettyTable()
-            table.field_names = ['organ', 'Dice (%)', 'cases'] + (
-                ['HD95 (mm)'] if hd is not None else [])
-            for j, k in enumerate(organs):
-                row = [names[k], f'{100 * organ_mean[j]:.2f}',
-                       int(np.isfinite(dice[:, j]).sum())]
-                if hd is not None:
-                    col = hd[:, j]
-                    row.append(f'{np.nanmean(col):.2f}'
-                               if np.isfinite(col).any() else 'nan')
-                table.add_row(row)
-            text = table.get_string()
-        except ImportError:  # pragma: no cover
-            text = '\n'.join(f'{names[k]}: {100 * organ_mean[j]:.2f}'
-                             for j, k in enumerate(organs))
-        print_log(f'per-organ 3D Dice over {metrics["num_cases"]} volumes:\n'
-                  + text + f'\nmDice (per volume): {metrics["mDice"]:.2f}',
+    def _log_table(self, names, organs, organ_mean, dice, hd_organ, status,
+                   metrics):
+        from prettytable import PrettyTable
+        table = PrettyTable()
+        table.field_names = ['organ', 'Dice (%)', 'cases'] + (
+            ['HD95 (mm)'] if hd_organ is not None else []) + [
+                'missed', 'false pos.']
+        for j, k in enumerate(organs):
+            row = [names[k], f'{100 * organ_mean[j]:.2f}',
+                   int(np.isfinite(dice[:, j]).sum())]
+            if hd_organ is not None:
+                row.append(f'{hd_organ[j]:.2f}')
+            row += [int((status[:, j] == 'missed').sum()),
+                    int((status[:, j] == 'false_positive').sum())]
+            table.add_row(row)
+        summary = f'mDice (per volume): {metrics["mDice"]:.2f}'
+        if 'mHD95' in metrics:
+            summary += f'  mHD95 (per volume): {metrics["mHD95"]:.2f} mm'
+        summary += (f'  missed organ-cases: {metrics["missed_organs"]}'
+                    f'  false-positive organ-cases: '
+                    f'{metrics["false_positive_organs"]}')
+        what = 'Dice and HD95' if hd_organ is not None else 'Dice'
+        print_log(f'per-organ 3D {what} over {metrics["num_cases"]} '
+                  f'volumes:\n{table.get_string()}\n{summary}',
                   logger='current')
 
     def _out_path(self) -> Optional[str]:
@@ -297,31 +363,39 @@ class VolumeDiceMetric(BaseMetric):
             return osp.join(osp.dirname(log_file), 'volume_dice.json')
         return None
 
-    def _dump(self, cases, names, organs, dice, case_mean, hd, metrics):
+    def _dump(self, cases, names, organs, dice, case_mean, hd, hd_case_mean,
+              status, metrics):
         path = self._out_path()
         if not path:
             return
 
-        def f(x):
-            return None if not np.isfinite(x) else round(float(x) * 100, 4)
+        def f(x, scale=100.):
+            return None if not np.isfinite(x) else round(float(x) * scale, 4)
+
+        def per_case(i):
+            out = dict(mean=f(case_mean[i]),
+                       dice={names[k]: f(dice[i, j])
+                             for j, k in enumerate(organs)},
+                       missed=[names[k] for j, k in enumerate(organs)
+                               if status[i, j] == 'missed'],
+                       false_positive=[
+                           names[k] for j, k in enumerate(organs)
+                           if status[i, j] == 'false_positive'])
+            if self.hd95:
+                out['hd95_mean_mm'] = f(hd_case_mean[i], 1.)
+                out['hd95_mm'] = {names[k]: f(hd[i, j], 1.)
+                                  for j, k in enumerate(organs)}
+            return out
 
         out = dict(
             mDice=metrics['mDice'],
             metrics=dict(metrics),
-            convention='3D Dice per volume; organ absent in GT and prediction'
-            ' -> null (excluded); absent in GT but predicted -> 0',
+            convention='3D Dice / HD95 per volume; organ absent in GT and '
+            'prediction -> null (excluded); missed (GT only) or false '
+            'positive (prediction only) -> Dice 0 and HD95 = volume diagonal '
+            '(mm); means over volumes of the per-volume mean over organs',
             organs=[names[k] for k in organs],
-            per_case={
-                c: dict(mean=f(case_mean[i]),
-                        dice={names[k]: f(dice[i, j])
-                              for j, k in enumerate(organs)},
-                        **({'hd95_mm': {
-                            names[k]: (None if not np.isfinite(hd[i, j]) else
-                                       float(hd[i, j]))
-                            for j, k in enumerate(organs)
-                        }} if self.hd95 else {}))
-                for i, c in enumerate(cases)
-            })
+            per_case={c: per_case(i) for i, c in enumerate(cases)})
         d = osp.dirname(osp.abspath(path))
         os.makedirs(d, exist_ok=True)
         with open(path, 'w') as fh:

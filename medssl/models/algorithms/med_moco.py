@@ -38,15 +38,16 @@ class _EncoderBundle(nn.Module):
         self.local_in_index = local_in_index
 
     def forward(self, x: torch.Tensor
-                ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
-        """Returns the global embedding (N, D) (not normalised) and the local
-        stage map (N, C_l, h, w) (None without a local projector)."""
+                ) -> Tuple[torch.Tensor, Optional[torch.Tensor], torch.Tensor]:
+        """Returns the global embedding (N, D) (not normalised), the local
+        stage map (N, C_l, h, w) (None without a local projector) and the
+        last backbone map (N, C, H, W) before any decorrelation."""
         feats = self.backbone(x)
         g = feats if self.decorrelation is None else self.decorrelation(feats)
         z = self.neck((g[-1], ))[0]
         local = feats[self.local_in_index] \
             if self.local_projector is not None else None
-        return z, local
+        return z, local, feats[-1]
 
 
 def _shuffle_like(x: torch.Tensor,
@@ -71,9 +72,13 @@ class MedMoCo(MoCo):
     Key: EMA copy of backbone + decorrelation + neck + local projector, with
     MoCo's shuffle-BN; keys enter MoCo's queue exactly as in ``MoCo``.
 
-    Losses: ``loss_global`` (MoCo's InfoNCE through ``head``) and, with a
-    local head, ``loss_local`` = ``local_weight`` * local InfoNCE. mmengine's
-    ``parse_losses`` sums every key containing 'loss' and logs each.
+    Losses: ``loss_global`` (MoCo's InfoNCE through ``head``), with a local
+    head ``loss_local`` = ``local_weight`` * local InfoNCE, and with a
+    ``decorrelation_loss`` ``loss_decor`` on the query's last backbone map
+    (before the decorrelation neck, so the backbone itself is pushed).
+    mmengine's ``parse_losses`` sums every key containing 'loss' and logs
+    each; ``local_pairs`` (fraction of images whose views overlap enough for
+    the local loss) is logged, not summed.
     With ``local_head=None`` and ``decorrelation=None`` the loss equals
     mmselfsup ``MoCo``'s.
 
@@ -87,6 +92,8 @@ class MedMoCo(MoCo):
             ``decorrelation.running_mean`` /
             ``decorrelation.running_whitening``).
         local_in_index: which backbone output the local head uses.
+        decorrelation_loss: e.g. ``SpectralDecorrelationLoss`` config or
+            None: a loss on the query backbone's last map.
 
     Inputs: ``inputs`` = [im_q, im_k] (N, C, H, W) each; ``data_samples[i]
     .metainfo['view_params']`` = [params_q, params_k] (needed only with a
@@ -104,6 +111,7 @@ class MedMoCo(MoCo):
                  local_weight: float = 0.5,
                  decorrelation: Optional[dict] = None,
                  local_in_index: int = 0,
+                 decorrelation_loss: Optional[dict] = None,
                  pretrained: Optional[str] = None,
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[Union[List[dict], dict]] = None) -> None:
@@ -124,6 +132,8 @@ class MedMoCo(MoCo):
             if decorrelation is not None else None
         self.local_head = MODELS.build(local_head) \
             if local_head is not None else None
+        self.decorrelation_loss = MODELS.build(decorrelation_loss) \
+            if decorrelation_loss is not None else None
         # Replace MoCo's EMA of Sequential(backbone, neck) by an EMA of the
         # whole bundle, so the key side also has its own decorrelation and
         # local projector.
@@ -147,18 +157,26 @@ class MedMoCo(MoCo):
         """Returns ``dict(loss_global=...[, loss_local=...])``."""
         im_q, im_k = inputs[0], inputs[1]
         bundle = self._bundle()
-        q, local_q = bundle(im_q)
+        q, local_q, last_q = bundle(im_q)
         q = nn.functional.normalize(q, dim=1)
 
         if self.with_local:
             view_params = [ds.metainfo['view_params'] for ds in data_samples]
-            boxes_q, boxes_k, valid = self.local_head.grid_boxes(view_params)
             input_hw = tuple(im_q.shape[-2:])
+            boxes_q, boxes_k, valid = self.local_head.grid_boxes(
+                view_params, feat_hw=tuple(local_q.shape[-2:]),
+                input_hw=input_hw)
 
         with torch.no_grad():
             self.encoder_k.update_parameters(bundle)
+            if self.decorrelation is not None:
+                # The update copied the query's step counter (already
+                # advanced by the query forward); step it back so the key
+                # whitens with the same shuffled channel groups.
+                self.encoder_k.module.decorrelation.num_batches_tracked.copy_(
+                    self.decorrelation.num_batches_tracked - 1)
             im_k, idx_unshuffle = batch_shuffle_ddp(im_k)
-            k, local_k = self.encoder_k(im_k)
+            k, local_k, _ = self.encoder_k(im_k)
             k = nn.functional.normalize(k, dim=1)
             k = batch_unshuffle_ddp(k, idx_unshuffle)
             if self.with_local:
@@ -181,4 +199,7 @@ class MedMoCo(MoCo):
             cells_q = self.local_head.embed(local_q, boxes_q, input_hw)
             losses['loss_local'] = self.local_weight * self.local_head.loss(
                 cells_q, cells_k, valid)
+            losses['local_pairs'] = valid.float().mean().to(q.device)
+        if self.decorrelation_loss is not None:
+            losses['loss_decor'] = self.decorrelation_loss(last_q)
         return losses

@@ -1,5 +1,4 @@
-"""``VerifiedPretrained``: mmengine's ``Pretrained`` init plus checks
-(owner: downstream).
+"""``VerifiedPretrained``: mmengine's ``Pretrained`` init plus checks.
 
 mmengine's ``Pretrained`` init loads with ``strict=False`` and only *logs*
 missing keys and shape mismatches, so a checkpoint that does not fit the
@@ -28,9 +27,10 @@ from typing import Dict, Optional
 
 import torch
 from mmengine.logging import print_log
-from mmengine.runner.checkpoint import _load_checkpoint, load_state_dict
+from mmengine.runner.checkpoint import load_state_dict
 
 from medssl.registry import WEIGHT_INITIALIZERS
+from medssl.utils.checkpoint import load_checkpoint
 from .whitened_resnet import fold_decorrelation
 
 __all__ = ['VerifiedPretrained', 'verify_and_load', 'extract_state_dict']
@@ -151,8 +151,8 @@ class VerifiedPretrained:
     def __call__(self, module):
         print_log(f'load {self.prefix or "all keys"} from {self.checkpoint} '
                   f'(verified)', logger='current')
-        ckpt = _load_checkpoint(
-            self.checkpoint, map_location=self.map_location)
+        # weights-only read (no code from the file runs), errors name it
+        ckpt = load_checkpoint(self.checkpoint, self.map_location)
         verify_and_load(module, extract_state_dict(ckpt), self.prefix,
                         self.max_missing_ratio, source=str(self.checkpoint))
         if hasattr(module, '_params_init_info'):

@@ -1,5 +1,5 @@
 """WhitenedResNet: mmseg ResNet + the pretraining decorrelation as a fixed
-1x1 conv on the last stage (owner: downstream).
+1x1 conv on the last stage.
 
 The SSL model (``MedMoCo`` + ``EigenDecorrelationNeck``) whitens the last
 backbone feature map with running ZCA statistics: ``y = W (x - mu)`` per

@@ -74,13 +74,25 @@ class LocalPatchContrastiveHead(BaseModule):
     for Medical Image Segmentation", ISBI 2024, arXiv 2402.14611).
 
     A G x G grid of cells is laid over the region both views share; each cell
-    is RoIAlign-pooled (bilinear, ``aligned=True``) from each view's backbone
-    feature map (N, C, h, w) into a C-vector, projected by a small MLP
+    is RoIAlign-pooled (bilinear) from each view's backbone feature map
+    (N, C, h, w) into a C-vector, projected by a small MLP
     (1x1 conv - ReLU - 1x1 conv, applied to the pooled (K, C, 1, 1)) and
     L2-normalised. InfoNCE per query cell: the positive is the same physical
     cell from the key encoder; negatives are the other cells of the same
     image, all cells of the other images of the batch, and optionally a
-    queue of past key cells. Images whose views do not overlap are left out.
+    queue of past key cells.
+
+    Geometry: feature (i, j) of a stage with stride S (= input / map size)
+    sees the image around its receptive-field centre
+    (S*j + ``center_offset``, S*i + ``center_offset``) in view pixels, not
+    S*(j + 0.5) as RoIAlign's ``aligned=True`` convention assumes: for a
+    ResNet (every stride-2 conv/pool has kernel 2p+1 and padding p) the centre
+    is the middle of input pixel S*j, i.e. ``center_offset=0.5`` (measured
+    from gradients in the tests). The convention's error is S/2 - 1/2 pixels
+    (7.5 at layer3), mirrored in a flipped view, so flip pairs would be
+    matched 15 pixels apart. Images whose shared region gives cells smaller
+    than ``min_cell_size`` feature pixels (in either view) are left out of
+    the loss; MedMoCo logs the kept fraction as ``local_pairs``.
 
     Args:
         in_channels: channels of the backbone stage (R50 layer3: 1024,
@@ -94,6 +106,9 @@ class LocalPatchContrastiveHead(BaseModule):
         queue_len: length of a queue of key cells used as extra negatives
             (0 = off).
         sampling_ratio: RoIAlign samples per bin side (-1 = adaptive).
+        center_offset: receptive-field centre of feature 0, in pixels.
+        min_cell_size: smallest cell side, in feature pixels, for an image
+            to enter the loss.
     """
 
     def __init__(self,
@@ -105,8 +120,12 @@ class LocalPatchContrastiveHead(BaseModule):
                  loss_weight: float = 1.0,
                  queue_len: int = 0,
                  sampling_ratio: int = -1,
+                 center_offset: float = 0.5,
+                 min_cell_size: float = 1.0,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg)
+        self.center_offset = center_offset
+        self.min_cell_size = min_cell_size
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.grid_size = grid_size
@@ -128,13 +147,17 @@ class LocalPatchContrastiveHead(BaseModule):
         return self.grid_size * self.grid_size
 
     def grid_boxes(self, view_params: Sequence[Sequence[dict]],
-                   index_a: int = 0, index_b: int = 1
+                   index_a: int = 0, index_b: int = 1,
+                   feat_hw: Optional[Tuple[int, int]] = None,
+                   input_hw: Optional[Tuple[int, int]] = None
                    ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Cell boxes of a batch.
 
         Args:
             view_params: per image, the list of view dicts.
             index_a, index_b: which views (query, key).
+            feat_hw, input_hw: map and input sizes; when given, images whose
+                cells are below ``min_cell_size`` feature pixels are invalid.
 
         Returns:
             boxes_a, boxes_b (N, G*G, 4) float64 view pixels; valid (N,) bool.
@@ -143,10 +166,38 @@ class LocalPatchContrastiveHead(BaseModule):
         for vp in view_params:
             a, b, v = overlap_grid_boxes(vp[index_a], vp[index_b],
                                          self.grid_size)
+            if v and feat_hw is not None and input_hw is not None:
+                v = min(self._min_cell(a, feat_hw, input_hw),
+                        self._min_cell(b, feat_hw, input_hw)) \
+                    >= self.min_cell_size
             ba.append(a)
             bb.append(b)
             valid.append(v)
         return torch.stack(ba), torch.stack(bb), torch.tensor(valid)
+
+    @staticmethod
+    def _min_cell(boxes: torch.Tensor, feat_hw: Tuple[int, int],
+                  input_hw: Tuple[int, int]) -> float:
+        """Smallest cell side of (K, 4) view-pixel boxes, in map pixels."""
+        sx, sy = input_hw[1] / feat_hw[1], input_hw[0] / feat_hw[0]
+        w = (boxes[:, 2] - boxes[:, 0]) / sx
+        h = (boxes[:, 3] - boxes[:, 1]) / sy
+        return float(torch.minimum(w, h).min())
+
+    def to_feature_coords(self, boxes: torch.Tensor,
+                          feat_hw: Tuple[int, int],
+                          input_hw: Tuple[int, int]) -> torch.Tensor:
+        """View-pixel boxes -> RoIAlign(``aligned=True``) map coordinates.
+
+        RoIAlign samples map index u = b - 1/2 for a box coordinate b; the
+        feature at index j sees pixel S*j + ``center_offset``, so
+        b = (x - center_offset) / S + 1/2.
+        """
+        b = boxes.clone()
+        sx, sy = input_hw[1] / feat_hw[1], input_hw[0] / feat_hw[0]
+        b[..., 0::2] = (b[..., 0::2] - self.center_offset) / sx + 0.5
+        b[..., 1::2] = (b[..., 1::2] - self.center_offset) / sy + 0.5
+        return b
 
     def pool(self, feat: torch.Tensor, boxes: torch.Tensor,
              input_hw: Tuple[int, int]) -> torch.Tensor:
@@ -162,10 +213,10 @@ class LocalPatchContrastiveHead(BaseModule):
         """
         n, c, fh, fw = feat.shape
         k = boxes.shape[1]
-        b = boxes.to(device=feat.device, dtype=torch.float64).clone()
         # Separate x/y scales (roi_align's spatial_scale is a single float).
-        b[..., 0::2] *= fw / input_hw[1]
-        b[..., 1::2] *= fh / input_hw[0]
+        b = self.to_feature_coords(
+            boxes.to(device=feat.device, dtype=torch.float64), (fh, fw),
+            input_hw)
         idx = torch.arange(n, device=feat.device, dtype=torch.float64)
         rois = torch.cat([idx.view(n, 1, 1).expand(n, k, 1), b], dim=-1)
         pooled = roi_align(
@@ -239,7 +290,8 @@ class LocalPatchContrastiveHead(BaseModule):
         """Stand-alone loss: both views' maps given (feat_k without grad);
         MedMoCo instead calls :meth:`grid_boxes`, :meth:`embed` and
         :meth:`loss` so that the key side uses the EMA projector."""
-        boxes_q, boxes_k, valid = self.grid_boxes(view_params)
+        boxes_q, boxes_k, valid = self.grid_boxes(
+            view_params, feat_hw=tuple(feat_q.shape[-2:]), input_hw=input_hw)
         q = self.embed(feat_q, boxes_q, input_hw)
         with torch.no_grad():
             k = self.embed(feat_k, boxes_k, input_hw)

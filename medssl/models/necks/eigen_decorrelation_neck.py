@@ -1,4 +1,6 @@
-"""EigenDecorrelationNeck: grouped ZCA whitening of the last feature map."""
+"""EigenDecorrelationNeck: ZCA whitening of the last feature map that reaches
+every channel pair (full width, or channel groups reshuffled every step)."""
+import warnings
 from typing import Optional, Sequence, Tuple
 
 import torch
@@ -24,77 +26,124 @@ class EigenDecorrelationNeck(BaseModule):
     """Feature decorrelation by eigen-decomposition (ZCA whitening).
 
     Contribution 2 of Hassanpour et al., ISBI 2024 (arXiv 2402.14611):
-    rescale and rotate the backbone's final features so that channels are
-    decorrelated, before the MoCo projector.
+    rotate, rescale and rotate back the backbone's final features,
+    y = U Lambda^{-1/2} U^T (x - mu), so that channels are decorrelated,
+    before the MoCo projector.
 
     Input ``x``: tuple of feature maps; the last one (N, C, H, W) is whitened
-    at every position by the same affine map y = W (x - mu) (so it is a 1x1
-    conv downstream, see :meth:`folded_conv_params`). Output: the tuple with
-    the last element replaced by y, same shape.
+    at every position by the same affine map (a 1x1 conv downstream, see
+    :meth:`folded_conv_params`). Output: the tuple with the last element
+    replaced by y, same shape.
 
-    Where the statistics come from (``stats``):
+    Which channel pairs are decorrelated (``num_groups``, ``shuffle_groups``):
 
-    * ``'positions'``: all M = N*H*W positions, as BN/IterNorm do; the
-      channels are decorrelated over space and images alike.
-    * ``'pooled'``: the N spatially averaged vectors. Average pooling
-      commutes with the affine map, so the pooled output that the projector
-      sees, W (mean(x) - mu), has identity covariance over the batch: the
-      image-level embedding, where dimensional collapse is measured, is what
-      gets whitened. Needs a (global) batch well above c = C / G.
+    * ``num_groups=1``: full-width ZCA, every pair, one C x C eigh per step.
+      Needs the (all-reduced) number of samples well above C.
+    * ``num_groups=G``: G blocks of c = C / G channels (G eigh of c x c,
+      cheaper, full rank with few samples) -- pairs across blocks are never
+      decorrelated when the blocks are fixed.
+    * ``shuffle_groups=True``: a fresh random channel -> group assignment
+      every training step (Shuffled-DBN, Hua et al., ICCV 2021), the same on
+      every rank (drawn from ``shuffle_seed`` and the step counter
+      ``num_batches_tracked``), so every pair is decorrelated over time at
+      grouped cost.
 
-    Channels are split into ``num_groups`` contiguous groups of
-    c = in_channels / num_groups channels; W is block diagonal (G, c, c).
+    Where the statistics come from (``stats``): ``'positions'`` (all N*H*W
+    positions, as BN/IterNorm) or ``'pooled'`` (the N spatially averaged
+    vectors: the pooled embedding the projector sees is whitened exactly).
 
-    Train mode: batch statistics. When torch.distributed is initialised and
-    ``sync_stats`` is True the float64 sums of x and x x^T and the counts are
-    all-reduced (differentiably), so every rank uses the statistic of the
-    global batch. Buffers ``running_mean`` (C,) and ``running_whitening``
-    (G, c, c) are updated as r <- (1 - momentum) r + momentum * batch.
-    Eval mode: the running buffers.
+    Train mode: batch statistics; with torch.distributed the float64 sums are
+    all-reduced differentiably (SyncBN-like), so every rank whitens alike.
+    The gradient of Sigma^{-1/2} uses the closed-form Daleckii-Krein backward
+    of :class:`medssl.models.utils.whitening.EighInvSqrt` (finite for equal
+    eigenvalues).
+
+    Running statistics (eval mode, downstream): ``running_mean`` (C,) and a
+    running *covariance* ``running_cov`` (C, C) -- as decorrelated BN does,
+    the covariance is averaged and then decomposed; an average of per-batch
+    W would be biased with few samples. r <- (1 - momentum) r + momentum *
+    batch on the diagonal blocks for fixed groups, on the whole matrix
+    otherwise (with shuffled groups the full batch covariance is measured
+    without gradient, one extra C x C all-reduce per step). The eval whitening
+    ``running_whitening`` (G_e, c_e, c_e) is the ZCA of ``running_cov``:
+    full width (G_e = 1) unless the groups are fixed (then the diagonal
+    blocks, the transform training used). It is recomputed lazily (on eval
+    forward, on ``state_dict()``), so checkpoints always hold it fresh.
 
     Args:
         in_channels: C.
         num_groups: G (must divide C).
+        shuffle_groups: redraw the channel -> group assignment every step.
         eps: added to the covariance diagonal.
         momentum: running-statistics momentum.
         method: ``'eigh'`` (exact, guarded backward) or ``'newton_schulz'``.
         ns_iters: Newton-Schulz iterations.
         sync_stats: all-reduce statistics across ranks in train mode.
-        stats: ``'positions'`` or ``'pooled'`` (see above).
+        stats: ``'positions'`` or ``'pooled'``.
+        shuffle_seed: seed of the group permutations.
     """
 
     def __init__(self,
                  in_channels: int,
                  num_groups: int = 64,
+                 shuffle_groups: bool = False,
                  eps: float = 1e-5,
                  momentum: float = 0.1,
                  method: str = 'eigh',
                  ns_iters: int = 5,
                  sync_stats: bool = True,
                  stats: str = 'positions',
+                 shuffle_seed: int = 0,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg)
         assert in_channels % num_groups == 0, \
             f'num_groups={num_groups} must divide in_channels={in_channels}'
         assert method in ('eigh', 'newton_schulz'), method
         assert stats in ('positions', 'pooled'), stats
-        self.stats = stats
         self.in_channels = in_channels
         self.num_groups = num_groups
         self.group_channels = in_channels // num_groups
+        self.shuffle_groups = shuffle_groups and num_groups > 1
         self.eps = eps
         self.momentum = momentum
         self.method = method
         self.ns_iters = ns_iters
         self.sync_stats = sync_stats
-        eye = torch.eye(self.group_channels)
+        self.stats = stats
+        self.shuffle_seed = shuffle_seed
+        # Eval whitening: full width unless training used fixed groups.
+        self.eval_groups = num_groups if (num_groups > 1 and
+                                          not self.shuffle_groups) else 1
+        ce = in_channels // self.eval_groups
         self.register_buffer('running_mean', torch.zeros(in_channels))
+        self.register_buffer('running_cov', torch.eye(in_channels))
         self.register_buffer('running_whitening',
-                             eye.repeat(num_groups, 1, 1).contiguous())
+                             torch.eye(ce).repeat(self.eval_groups, 1, 1))
+        self.register_buffer('num_batches_tracked',
+                             torch.tensor(0, dtype=torch.long))
+        # Step at which running_whitening was last computed; compared with
+        # the step counter (a buffer, so it also moves when an EMA copy's
+        # buffers are overwritten) to know when to recompute.
+        self._whitening_step = -1
+        self._warned_rank = False
+        self._last_count = 2.0
 
-    def batch_statistics(
-            self, x2d: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        """mean (C,) and W (G, c, c), float64, of X (M, C) (global batch when
+    # ---------------------------------------------------------------- groups
+    def permutation(self, device=None) -> Optional[torch.Tensor]:
+        """Channel order of this step's groups (None = identity): group g
+        holds channels ``perm[g*c:(g+1)*c]``. A function of the seed and the
+        step counter only, hence identical on every rank."""
+        if not self.shuffle_groups:
+            return None
+        gen = torch.Generator().manual_seed(
+            self.shuffle_seed * 1_000_003 + int(self.num_batches_tracked))
+        return torch.randperm(self.in_channels, generator=gen).to(device)
+
+    # ------------------------------------------------------------ statistics
+    def batch_statistics(self, x2d: torch.Tensor
+                         ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """mean (C,), covariance blocks (G, c, c) and W (G, c, c), float64,
+        of X (M, C) already in group order (global batch when
         distributed)."""
         sum_x, sum_xx, count = grouped_moments(x2d, self.num_groups)
         if self.sync_stats and _dist_world_size() > 1:
@@ -107,10 +156,77 @@ class EigenDecorrelationNeck(BaseModule):
             sum_x = flat[:n_c]
             sum_xx = flat[n_c:-1].view_as(sum_xx)
             count = flat[-1]
+        if not self._warned_rank and count.item() <= self.group_channels:
+            warnings.warn(f'EigenDecorrelationNeck: {int(count.item())} '
+                          f'samples for groups of {self.group_channels} '
+                          'channels: the covariance is rank-deficient and '
+                          'only eps regularises it (use more groups).')
+            self._warned_rank = True
+        self._last_count = float(count.item())
         mean, cov = moments_to_mean_cov(sum_x, sum_xx, count, self.eps)
-        w = inv_sqrt_cov(cov, self.method, self.ns_iters)
-        return mean, w
+        return mean, cov, inv_sqrt_cov(cov, self.method, self.ns_iters)
 
+    @torch.no_grad()
+    def _full_covariance(self, src: torch.Tensor,
+                         mean: torch.Tensor) -> torch.Tensor:
+        """(C, C) covariance of the global batch X (M, C) around ``mean``
+        (the all-reduced batch mean, original channel order)."""
+        xc = src.double() - mean.to(src.device)
+        sums = torch.cat([xc.t() @ xc, xc.new_full((1, src.shape[1]),
+                                                   float(src.shape[0]))])
+        if self.sync_stats and _dist_world_size() > 1:
+            dist.all_reduce(sums)
+        return sums[:-1] / sums[-1, 0]
+
+    @torch.no_grad()
+    def _update_running(self, mean: torch.Tensor, cov: torch.Tensor,
+                        perm: Optional[torch.Tensor],
+                        full_cov: Optional[torch.Tensor] = None) -> None:
+        """EMA of the mean and of the covariance: ``full_cov`` (C, C) when
+        given, else the diagonal blocks ``cov`` (G, c, c, including eps)."""
+        m = self.momentum
+        # Unbiased (Bessel) covariance for the running estimate, as BN's
+        # running_var: small batches would otherwise shrink it by (M-1)/M.
+        bessel = self._last_count / max(self._last_count - 1.0, 1.0)
+        eye = torch.eye(cov.shape[-1], dtype=cov.dtype, device=cov.device)
+        cov = (cov - self.eps * eye) * bessel
+        full_cov = None if full_cov is None else full_cov * bessel
+        unperm_mean = torch.empty_like(mean)
+        unperm_mean[perm if perm is not None else slice(None)] = mean
+        self.running_mean.mul_(1 - m).add_(
+            unperm_mean.to(self.running_mean.dtype), alpha=m)
+        if full_cov is not None:
+            self.running_cov.mul_(1 - m).add_(
+                full_cov.to(self.running_cov.dtype), alpha=m)
+        else:
+            blocks = block_diag_groups(cov)
+            mask = block_diag_groups(torch.ones_like(cov)).bool()
+            self.running_cov.copy_(
+                torch.where(mask, (1 - m) * self.running_cov +
+                            m * blocks.to(self.running_cov.dtype),
+                            self.running_cov))
+        self.num_batches_tracked.add_(1)
+
+    @torch.no_grad()
+    def refresh_running_whitening(self) -> torch.Tensor:
+        """Recompute ``running_whitening`` = ZCA(``running_cov``) (blocks of
+        the eval grouping) and return it."""
+        step = int(self.num_batches_tracked)
+        if step != self._whitening_step:
+            ge, ce = self.eval_groups, self.in_channels // self.eval_groups
+            cov = self.running_cov.double()
+            blocks = torch.stack([
+                cov[i * ce:(i + 1) * ce, i * ce:(i + 1) * ce]
+                for i in range(ge)
+            ])
+            eye = torch.eye(ce, dtype=cov.dtype, device=cov.device)
+            blocks = 0.5 * (blocks + blocks.transpose(-1, -2)) + self.eps * eye
+            w = inv_sqrt_cov(blocks, 'eigh')
+            self.running_whitening.copy_(w.to(self.running_whitening.dtype))
+            self._whitening_step = step
+        return self.running_whitening
+
+    # --------------------------------------------------------------- forward
     def whiten(self, feat: torch.Tensor) -> torch.Tensor:
         """Whiten one (N, C, H, W) map."""
         n, c, h, wd = feat.shape
@@ -120,18 +236,26 @@ class EigenDecorrelationNeck(BaseModule):
             torch.float16, torch.bfloat16) else feat.dtype
         x2d = feat.to(work_dtype).permute(0, 2, 3, 1).reshape(-1, c)
         if self.training:
-            mean, w = self.batch_statistics(
-                x2d if self.stats == 'positions' else feat.to(work_dtype).mean(
-                    (2, 3)))
-            with torch.no_grad():
-                m = self.momentum
-                self.running_mean.mul_(1 - m).add_(
-                    mean.detach().to(self.running_mean.dtype), alpha=m)
-                self.running_whitening.mul_(1 - m).add_(
-                    w.detach().to(self.running_whitening.dtype), alpha=m)
+            perm = self.permutation(feat.device)
+            src = x2d if self.stats == 'positions' else feat.to(
+                work_dtype).mean((2, 3))
+            xs = src if perm is None else src[:, perm]
+            mean, cov, w = self.batch_statistics(xs)
+            full_cov = None
+            if perm is not None:
+                unperm_mean = torch.empty_like(mean)
+                unperm_mean[perm] = mean.detach()
+                full_cov = self._full_covariance(src.detach(), unperm_mean)
+            self._update_running(mean.detach(), cov.detach(), perm, full_cov)
+            if perm is None:
+                y = apply_grouped_whitening(x2d, mean, w)
+            else:
+                y_perm = apply_grouped_whitening(x2d[:, perm], mean, w)
+                y = torch.empty_like(y_perm)
+                y[:, perm] = y_perm
         else:
-            mean, w = self.running_mean, self.running_whitening
-        y = apply_grouped_whitening(x2d, mean, w)
+            y = apply_grouped_whitening(x2d, self.running_mean,
+                                        self.refresh_running_whitening())
         y = y.view(n, h, wd, c).permute(0, 3, 1, 2).contiguous()
         return y.to(feat.dtype)
 
@@ -143,14 +267,34 @@ class EigenDecorrelationNeck(BaseModule):
             y = self.whiten(x[-1])
         return x[:-1] + (y, )
 
+    # ------------------------------------------------------------ checkpoint
+    def _save_to_state_dict(self, destination, prefix, keep_vars):
+        self.refresh_running_whitening()
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # Checkpoints written before the running covariance existed hold
+        # only running_whitening W (G, c, c): recover Sigma = W^-2 blockwise.
+        cov_key, w_key = prefix + 'running_cov', prefix + 'running_whitening'
+        if cov_key not in state_dict and w_key in state_dict:
+            w_old = state_dict[w_key].double()
+            cov = block_diag_groups(torch.linalg.inv(w_old @ w_old))
+            state_dict[cov_key] = cov.to(self.running_cov.dtype)
+            state_dict[w_key] = self.running_whitening.clone()
+        nbt = prefix + 'num_batches_tracked'
+        if nbt not in state_dict:
+            state_dict[nbt] = self.num_batches_tracked.clone()
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        self._whitening_step = -1
+
     @torch.no_grad()
     def folded_conv_params(self) -> Tuple[torch.Tensor, torch.Tensor]:
         """The running whitening as a 1x1 conv: y = W x + b, b = -W mu.
 
         Returns:
-            weight (C, C, 1, 1) block diagonal, bias (C,).
+            weight (C, C, 1, 1) (block diagonal for fixed groups), bias (C,).
         """
-        w = block_diag_groups(self.running_whitening.double())
+        w = block_diag_groups(self.refresh_running_whitening().double())
         bias = -(w @ self.running_mean.double())
         dtype = self.running_whitening.dtype
         return (w.to(dtype)[:, :, None, None].contiguous(), bias.to(dtype))

@@ -56,7 +56,8 @@ def test_pretrain_split_drops_air_slices(abdomen1k_slices_root):
     assert summary['img_format'] == 'npy'
     # pretraining: every body slice; segmentation: the masked cases by volume
     assert summary['splits']['pretrain'] == len(names)
-    assert summary['splits']['train'] + summary['splits']['val'] == len(names)
+    assert sum(summary['splits'][k] for k in ('train', 'val', 'test')) == \
+        len(names)
     with open(osp.join(out, 'splits', 'pretrain_cases.txt')) as f:
         assert f.read().split() == [f'Case_{i:05d}' for i in range(1, 5)]
 
@@ -80,10 +81,12 @@ def test_options_keep_empty_no_masks_glob(tmp_path):
     s = convert_abdomen1k(flat, str(tmp_path / 'flat_out'),
                           img_glob='images/*.nii.gz', progress=False)
     assert s['cases'] == ['Case_00001'] and s['slices'] == zs[0] - 1
-    # a high body-fraction threshold drops slices
-    s2 = convert_abdomen1k(raw, str(tmp_path / 'thr'), progress=False,
-                           min_body_fraction=0.99)
-    assert s2['slices'] == 0
+    # a high body-fraction threshold drops every slice: the cases are empty,
+    # skipped (never 0-slice training cases), so nothing is left to convert
+    with pytest.raises(ConversionError,
+                       match=r'Case_00001: no slice with body.*Case_00002'):
+        convert_abdomen1k(raw, str(tmp_path / 'thr'), progress=False,
+                          min_body_fraction=0.99)
 
 
 def test_bad_mask_and_empty_folder(tmp_path):

@@ -1,4 +1,4 @@
-"""AbdomenCT-1K: a volume-level train/val split of the masked cases."""
+"""AbdomenCT-1K: a volume-level train/val/test split of the masked cases."""
 import json
 import os.path as osp
 
@@ -12,34 +12,35 @@ def _read(path):
 
 def test_split_files_by_volume(abdomen1k_slices_root):
     splits = osp.join(abdomen1k_slices_root, 'splits')
-    train = _read(osp.join(splits, 'train_cases.txt'))
-    val = _read(osp.join(splits, 'val_cases.txt'))
+    cases = {k: _read(osp.join(splits, f'{k}_cases.txt'))
+             for k in ('train', 'val', 'test')}
     pretrain = _read(osp.join(splits, 'pretrain_cases.txt'))
-    # 4 masked phantom cases, every 5th -> val: fallback keeps one val case
-    assert len(train) == 3 and len(val) == 1
-    assert set(train) | set(val) == set(pretrain)
-    assert not set(train) & set(val)
-    # no slice of a val volume is in train
-    train_slices = _read(osp.join(splits, 'train.txt'))
-    val_slices = _read(osp.join(splits, 'val.txt'))
-    assert train_slices and val_slices
-    assert {s.rsplit('_', 1)[0] for s in train_slices} == set(train)
-    assert {s.rsplit('_', 1)[0] for s in val_slices} == set(val)
+    # 4 masked phantom cases, every 5th -> test, every 5th of the rest ->
+    # val: the fallbacks keep one case each
+    assert [len(cases[k]) for k in ('train', 'val', 'test')] == [2, 1, 1]
+    assert set().union(*cases.values()) == set(pretrain)
+    assert sum(map(len, cases.values())) == len(pretrain)  # disjoint
+    # no slice of a val/test volume is in another split
+    for k, cs in cases.items():
+        slices = _read(osp.join(splits, f'{k}.txt'))
+        assert slices and {s.rsplit('_', 1)[0] for s in slices} == set(cs)
     # deterministic: the same rule gives the same split
     again = segmentation_split(abdomen1k_slices_root, list(reversed(pretrain)),
                                5)
-    assert again == dict(train=train, val=val)
+    assert again == cases
     assert segmentation_split(abdomen1k_slices_root, [], 5) == {}
 
 
-def test_every_nth_masked_case_is_val(tmp_path):
+def test_every_nth_masked_case_is_test_then_val(tmp_path):
     (tmp_path / 'meta').mkdir()
-    cases = [f'Case_{i:05d}' for i in range(1, 12)]
-    for i, c in enumerate(cases):
+    cases = [f'Case_{i:05d}' for i in range(1, 13)]
+    for c in cases:
         label = None if c == 'Case_00003' else f'Mask/{c}.nii.gz'
         (tmp_path / 'meta' / f'{c}.json').write_text(
             json.dumps(dict(case=c, label=label)))
     out = segmentation_split(str(tmp_path), cases, 5)
-    # 10 masked cases (00003 has none): the 5th and 10th of them are val
-    assert out['val'] == ['Case_00006', 'Case_00011']
+    # 11 masked cases (00003 has none): the 5th and 10th are test (the
+    # former val), the 5th of the 9 others is val
+    assert out['test'] == ['Case_00006', 'Case_00011']
+    assert out['val'] == ['Case_00007']
     assert len(out['train']) == 8 and 'Case_00003' not in out['train']

@@ -45,10 +45,15 @@ def _tree(root):
 
 def test_shipped_split_file():
     splits = load_split_file(BTCV_SPLIT_FILE)
-    assert len(splits['train']) == 24 and len(splits['val']) == 6
+    assert [len(splits[k]) for k in ('train', 'val', 'test')] == [20, 4, 6]
     all_ids = [f'img{i:04d}' for i in list(range(1, 11)) +
                list(range(21, 41))]
-    assert sorted(splits['train'] + splits['val']) == all_ids
+    assert sorted(splits['train'] + splits['val'] + splits['test']) == \
+        all_ids
+    # the held-out set is the former validation set (comparable numbers);
+    # val is carved from the former 24 training volumes
+    assert splits['test'] == [f'img{i:04d}' for i in range(35, 41)]
+    assert splits['val'] == ['img0003', 'img0009', 'img0025', 'img0031']
 
 
 def test_roundtrip_exact_hu_and_labels(btcv_slices_root):
@@ -92,23 +97,28 @@ def test_roundtrip_exact_hu_and_labels(btcv_slices_root):
 def test_splits_and_summary(btcv_slices_root):
     out = btcv_slices_root
     rd = lambda p: open(osp.join(out, 'splits', p)).read().split()  # noqa
-    assert rd('train_cases.txt') == ['img0001', 'img0002', 'img0003']
-    assert rd('val_cases.txt') == ['img0039', 'img0040']
-    train, val = rd('train.txt'), rd('val.txt')
-    assert train == sorted(train) and val == sorted(val)
-    assert {n.rsplit('_', 1)[0] for n in train} == set(rd('train_cases.txt'))
-    assert not {n.rsplit('_', 1)[0] for n in train} & \
-        {n.rsplit('_', 1)[0] for n in val}
+    assert rd('train_cases.txt') == ['img0001', 'img0002']
+    assert rd('val_cases.txt') == ['img0003']
+    assert rd('test_cases.txt') == ['img0039', 'img0040']
+    train, val, test = rd('train.txt'), rd('val.txt'), rd('test.txt')
+    cases = {}
+    for k, names in (('train', train), ('val', val), ('test', test)):
+        assert names == sorted(names)
+        cases[k] = {n.rsplit('_', 1)[0] for n in names}
+        assert cases[k] == set(rd(f'{k}_cases.txt'))
+    assert not (cases['train'] & cases['val'] or cases['train'] & cases[
+        'test'] or cases['val'] & cases['test'])
     files = os.listdir(osp.join(out, 'img_dir'))
     assert all(f.endswith('.npy') for f in files)
     stems = sorted(f[:-4] for f in files)
-    assert stems == sorted(train + val)
+    assert stems == sorted(train + val + test)
     with open(osp.join(out, 'summary.json')) as f:
         summary = json.load(f)
     assert summary['num_cases'] == 5 and summary['skipped'] == []
     assert summary['img_format'] == 'npy'
     assert summary['slices'] == len(stems)
-    assert summary['splits'] == dict(train=len(train), val=len(val))
+    assert summary['splits'] == dict(train=len(train), val=len(val),
+                                     test=len(test))
 
 
 def _marker_volume(axcodes):
@@ -168,7 +178,8 @@ def test_marker_lands_top_left(tmp_path, axcodes):
 ])
 def test_bad_input_fails_cleanly(tmp_path, kind, pattern):
     raw, out = str(tmp_path / 'raw'), str(tmp_path / 'out')
-    write_phantom_dataset(raw, 'btcv', num_cases=2, case_ids=(1, 35),
+    # one case of each shipped split (train / val / test)
+    write_phantom_dataset(raw, 'btcv', num_cases=3, case_ids=(1, 3, 35),
                           broken=(kind, ), shape=(32, 32, 6))
     with pytest.raises(ConversionError, match=pattern):
         convert_btcv(raw, out, progress=False)
@@ -220,9 +231,12 @@ def _killed_run(raw, out, split, kill_after, fmt_kw):
     def hook(case, z):
         count[0] += 1
         if count[0] == kill_after:
-            # leave junk like a real kill mid-write, then die hard
+            # leave junk like a real kill mid-write (a temporary in the
+            # private folder), then die hard
             suffix = '.' + fmt_kw.get('img_format', 'npy')
-            with open(osp.join(out, 'img_dir', f'.{case}_9999{suffix}.1.tmp'),
+            tmp = osp.join(out, 'img_dir', '.medssl-tmp')
+            os.makedirs(tmp, exist_ok=True)
+            with open(osp.join(tmp, f'1-0123abcd-{case}_9999{suffix}'),
                       'wb') as f:
                 f.write(b'junk')
             os._exit(3)
@@ -267,7 +281,9 @@ def test_resume_after_kill_is_byte_identical(tmp_path, fmt):
     os.remove(osp.join(out, 'meta', 'img0035.json'))
     with open(osp.join(out, 'img_dir', f'img0035_0099.{fmt}'), 'wb') as f:
         f.write(b'stale')
-    with open(osp.join(out, 'meta', '.img0035.json.42.tmp'), 'w') as f:
+    os.makedirs(osp.join(out, 'meta', '.medssl-tmp'), exist_ok=True)
+    with open(osp.join(out, 'meta', '.medssl-tmp', '42-0123abcd-img0035.json'),
+              'w') as f:
         f.write('{')
     convert_btcv(raw, out, split_file=split, progress=False, **fmt_kw)
     assert _tree(out) == _tree(ref)

@@ -25,10 +25,12 @@ def test_hu_window_hand_computed():
 
 
 @pytest.mark.parametrize('cfg', [
+    dict(type='RandomIntensityScale', contrast_range=(2.0, 2.0), center=0.0),
     dict(type='RandomHUContrast', contrast_range=(2.0, 2.0), center=0.0),
+    dict(type='RandomIntensityShift', delta=100.0),
     dict(type='RandomHUBrightness', delta=100.0),
     dict(type='RandomGaussianNoise', std_range=(5.0, 5.0)),
-    dict(type='RandomGaussianBlur', sigma_range=(1.0, 1.0)),
+    dict(type='RandomFloatGaussianBlur', sigma_range=(1.0, 1.0)),
     dict(type='RandomGamma', gamma_range=(0.5, 0.5)),
 ])
 def test_intensity_augs_float32_no_clip(cfg):
@@ -45,7 +47,7 @@ def test_intensity_augs_float32_no_clip(cfg):
         assert out.max() > 255 and out.min() < 0  # HU kept, no [0, 255]
     else:  # gamma: only acts inside value_range (default [0, 1])
         np.testing.assert_array_equal(out, img)
-    if cfg['type'] == 'RandomHUContrast':
+    if cfg['type'] in ('RandomIntensityScale', 'RandomHUContrast'):
         np.testing.assert_allclose(out, img * 2)
     t0 = TRANSFORMS.build(dict(cfg, prob=0.0))
     np.testing.assert_array_equal(t0(dict(img=img.copy()))['img'], img)
@@ -69,3 +71,21 @@ def test_brightness_range_and_repr():
         out = t(dict(img=img.copy()))['img']
         assert np.ptp(out) == 0 and -10 <= out[0, 0, 0] <= 10
     assert 'delta=10.0' in repr(t)
+
+
+def test_names_do_not_shadow_upstream_and_old_names_keep_defaults():
+    """medssl's float blur has its own name, so ``RandomGaussianBlur`` is
+    mmselfsup's (PIL, 8-bit); the former HU names still build, the old
+    brightness name with its old HU default."""
+    from mmselfsup.datasets.transforms import \
+        RandomGaussianBlur as MMSelfSupBlur
+
+    from medssl.datasets.transforms.intensity import (RandomFloatGaussianBlur,
+                                                      RandomIntensityShift)
+    assert TRANSFORMS.get('RandomGaussianBlur') is MMSelfSupBlur
+    assert TRANSFORMS.get('RandomFloatGaussianBlur') is RandomFloatGaussianBlur
+    assert TRANSFORMS.build(dict(type='RandomIntensityShift')).delta == 0.1
+    old = TRANSFORMS.build(dict(type='RandomHUBrightness'))
+    assert isinstance(old, RandomIntensityShift) and old.delta == 20.0
+    assert TRANSFORMS.build(
+        dict(type='RandomGaussianNoise')).std_range == (0.0, 0.03)

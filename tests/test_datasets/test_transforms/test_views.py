@@ -98,3 +98,25 @@ def test_multiview_without_crop_uses_full_box():
     assert out['view_params'][0] == dict(crop_bbox=(0.0, 0.0, 50.0, 40.0),
                                          flip=True, img_shape=(40, 50))
     assert isinstance(t, MultiViewWithParams)
+
+
+@pytest.mark.parametrize('pipeline, match', [
+    ([dict(type='RandomFlipWithParams', prob=0.0),
+      dict(type='RandomResizedCropWithParams', size=8)], 'put the crop first'),
+    ([dict(type='RandomResizedCropWithParams', size=8),
+      dict(type='RandomRotate', prob=1.0, degree=10)], 'RandomRotate'),
+    ([dict(type='mmseg.RandomFlip', prob=0.5)], 'mmseg.RandomFlip'),
+])
+def test_multiview_refuses_unrepresentable_geometry(pipeline, match):
+    with pytest.raises(ValueError, match=match):
+        MultiViewWithParams(num_views=2, transforms=[pipeline])
+
+
+def test_crop_after_flip_raises_even_without_flipping():
+    """Flip->crop order is an error whatever the coin says (prob=0 here),
+    not only on the iterations that happen to flip."""
+    flip = RandomFlipWithParams(prob=0.0)
+    crop = RandomResizedCropWithParams(size=8)
+    results = flip(dict(img=np.zeros((16, 16, 1), np.float32)))
+    with pytest.raises(ValueError, match='crop first'):
+        crop(results)

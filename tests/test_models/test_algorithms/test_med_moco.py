@@ -25,7 +25,8 @@ class MODELS:  # noqa: N801  builds under the medssl default scope
             return _MODELS.build(cfg)
 
 
-def _cfg(local=True, decor=True, queue_len=16, depth=18):
+def _cfg(local=True, decor=True, queue_len=16, depth=18, decor_loss=False,
+         shuffle=False):
     c3, c4 = (256, 512) if depth == 18 else (1024, 2048)
     cfg = dict(
         type='MedMoCo',
@@ -45,7 +46,10 @@ def _cfg(local=True, decor=True, queue_len=16, depth=18):
                         hid_channels=32, out_channels=16, grid_size=2,
                         temperature=0.2) if local else None,
         decorrelation=dict(type='EigenDecorrelationNeck', in_channels=c4,
-                           num_groups=16) if decor else None,
+                           num_groups=16, shuffle_groups=shuffle)
+        if decor else None,
+        decorrelation_loss=dict(type='SpectralDecorrelationLoss')
+        if decor_loss else None,
         local_in_index=0,
         local_weight=0.5)
     return cfg
@@ -76,8 +80,11 @@ def test_losses_and_state_dict_keys():
     model = MODELS.build(_cfg())
     inputs, samples = _batch()
     losses = model(inputs, samples, mode='loss')
-    assert set(losses) == {'loss_global', 'loss_local'}
+    assert set(losses) == {'loss_global', 'loss_local', 'local_pairs'}
     assert all(torch.isfinite(v) and v > 0 for v in losses.values())
+    # local_pairs is logged, not summed: the fraction of images whose views
+    # share cells of >= min_cell_size feature pixels.
+    assert 0 < losses['local_pairs'] <= 1
     # mmengine sums every key containing 'loss' and logs each.
     total, log_vars = model.parse_losses(losses)
     assert torch.allclose(total, losses['loss_global'] + losses['loss_local'])
@@ -132,11 +139,55 @@ def test_identical_views_positive_cells_match_under_shuffle():
     assert not torch.allclose(captured['q'][0], captured['q'][1], atol=1e-3)
 
 
+def test_decorrelation_loss_pushes_the_backbone():
+    """loss_decor acts on the backbone's last map *before* the whitening
+    neck: alone it sends gradient into layer4 (and not into the projector)."""
+    torch.manual_seed(0)
+    model = MODELS.build(_cfg(local=False, decor_loss=True, shuffle=True))
+    inputs, samples = _batch(n=8)
+    losses = model(inputs, samples, mode='loss')
+    assert set(losses) == {'loss_global', 'loss_decor'}
+    assert 0 < losses['loss_decor'] < 1
+    losses['loss_decor'].backward()
+    g4 = sum(p.grad.abs().sum() for p in model.backbone.layer4.parameters()
+             if p.grad is not None)
+    assert g4 > 0
+    assert all(p.grad is None for p in model.neck.parameters())
+
+
+def test_key_encoder_uses_the_querys_channel_groups():
+    """With shuffled groups, the EMA key encoder whitens with the same
+    permutation as the query in the same step: without optimizer steps (key =
+    query weights), identical views and BN in eval mode, k == q."""
+    torch.manual_seed(0)
+    cfg = _cfg(local=False, shuffle=True)
+    cfg['momentum'] = 0.5  # no optimizer step: the EMA equals the query
+    cfg['backbone']['norm_cfg'] = dict(type='BN', requires_grad=True)
+    model = MODELS.build(cfg)
+    captured = {}
+
+    def spy(pos, neg):
+        captured['pos'] = pos.detach()
+        return pos.sum() * 0
+
+    model.head.forward = spy
+    for m in model.modules():  # BN on running stats in both encoders
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.eval()
+    inputs, samples = _batch(n=4, identical=True)
+    for _ in range(3):  # the permutation changes every step
+        model(inputs, samples, mode='loss')
+        # q.k == 1 for every image: same features, same whitening groups
+        assert torch.allclose(captured['pos'], torch.ones(4, 1), atol=1e-4)
+    assert int(model.decorrelation.num_batches_tracked) == 3
+    assert int(model.encoder_k.module.decorrelation.num_batches_tracked) == 3
+
+
 def _moco_cfg():
     cfg = _cfg(local=False, decor=False)
     cfg['type'] = 'MoCo'
     for k in ['local_head', 'decorrelation', 'local_in_index',
-              'local_weight']:
+              'local_weight', 'decorrelation_loss']:
         cfg.pop(k)
     return cfg
 

@@ -14,13 +14,14 @@ def _vp(box, flip=False, shape=(64, 64)):
                 img_shape=shape)
 
 
-def _coord_map(params, fh, fw):
+def _coord_map(params, fh, fw, center_offset=0.5):
     """Feature map (1, 2, fh, fw) whose channels are the original-slice
-    (x, y) at each feature pixel centre of the view described by params."""
+    (x, y) at each feature's receptive-field centre in the view described by
+    params (ResNet geometry: feature j sees view pixel S*j + offset)."""
     x0, y0, x1, y1 = params['crop_bbox']
     h, w = params['img_shape']
-    xs = (torch.arange(fw, dtype=torch.float64) + 0.5) * w / fw  # view px
-    ys = (torch.arange(fh, dtype=torch.float64) + 0.5) * h / fh
+    xs = torch.arange(fw, dtype=torch.float64) * w / fw + center_offset
+    ys = torch.arange(fh, dtype=torch.float64) * h / fh + center_offset
     if params['flip']:
         xs = w - xs
     ox = x0 + xs * (x1 - x0) / w
@@ -67,12 +68,18 @@ def test_flip_cells_match_physically():
     a = _vp((0, 0, 64, 64), flip=False)
     b = _vp((0, 0, 64, 64), flip=True)
     fa, fb = _coord_map(a, 8, 8), _coord_map(b, 8, 8)
-    # The flipped view's map is the mirror image of the unflipped one.
-    assert torch.allclose(fb, fa.flip(-1))
+    # Strided features are not mirror-symmetric: the flipped view's map is
+    # the mirror image shifted by S - 2 * offset = +7 px.
+    assert torch.allclose(fb[:, 0], fa.flip(-1)[:, 0] + 7.0)
     ba, bb, _ = head.grid_boxes([[a, b]])
     pa = head.pool(fa, ba, (64, 64))
     pb = head.pool(fb, bb, (64, 64))
-    assert torch.allclose(pa, pb, atol=1e-9)
+    # Interior cell columns (1, 2) pool the same physical points exactly;
+    # edge cells reach past the outermost feature centre (RoIAlign clamps).
+    cols = torch.arange(16) % 4
+    inner = (cols == 1) | (cols == 2)
+    assert torch.allclose(pa[0, inner], pb[0, inner], atol=1e-9)
+    assert torch.allclose(pa, pb, atol=2.0)
     # Different crops, scales and flips: pooled original coordinates equal
     # the cell centres in both views (bilinear pooling of a linear map is
     # exact away from the borders).
@@ -88,7 +95,105 @@ def test_flip_cells_match_physically():
     inner = [5, 6, 9, 10]
     assert torch.allclose(pa[inner], centres[inner], atol=1e-9)
     assert torch.allclose(pb[inner], centres[inner], atol=1e-9)
-    assert torch.allclose(pa, pb, atol=0.6)  # borders: RoIAlign clamping
+    assert torch.allclose(pa, pb, atol=1.6)  # borders: RoIAlign clamping
+    # RoIAlign's aligned=True convention (feature j at S*(j + 1/2), the
+    # geometry before the receptive-field correction) misses by S/2 - 1/2
+    # = 1.5 view px = 1.125 original px (48-px crop shown at 64 px).
+    old = _head(g=4, center_offset=2.0)
+    assert (old.pool(fa, ba, (64, 64))[0][inner] -
+            centres[inner]).abs().max() == pytest.approx(1.125)
+
+
+def _quiet_init(net):
+    """init_weights (Kaiming, not the all-zero/None default) without
+    mmengine's per-parameter log, then eval mode."""
+    import logging
+
+    from mmengine.logging import MMLogger
+    logger = MMLogger.get_current_instance()
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        net.init_weights()
+    finally:
+        logger.setLevel(level)
+    net.eval()
+
+
+def _resnet_rf_centre(depth, stage, size=128):
+    """Receptive-field centre (x, px) of the middle feature of a real
+    mmselfsup ResNet stage, from the support of its input gradient."""
+    from mmselfsup.models.backbones import ResNet
+    torch.manual_seed(0)
+    net = ResNet(depth=depth, in_channels=1, out_indices=[stage])
+    _quiet_init(net)
+    x = torch.randn(2, 1, size, size, requires_grad=True)
+    out = net(x)[0]
+    j = out.shape[-1] // 2
+    grad, = torch.autograd.grad(out[:, :, j, j].sum(), x)
+    cols = (grad.abs().sum((0, 1, 2)) > 0).nonzero().flatten()
+    stride = size // out.shape[-1]
+    return (cols.min().item() + cols.max().item() + 1) / 2, stride * j
+
+
+@pytest.mark.parametrize('depth', [18, 50])
+def test_resnet_receptive_field_centre(depth):
+    """The head's default centre_offset is a ResNet's: feature j of layer3
+    (S=16) and layer4 (S=32) sees view pixel S*j + 0.5 (+-0.5 px)."""
+    offset = _head().center_offset
+    for stage in (3, 4):
+        centre, s_j = _resnet_rf_centre(depth, stage)
+        assert abs(centre - (s_j + offset)) <= 0.5
+
+
+def test_flipped_twin_cells_agree_through_a_resnet():
+    """A smooth slice and its mirror image through a ResNet-18 with
+    mirror-symmetric kernels: the pooled layer3 cells of corresponding
+    physical cells agree (interior columns; edge cells reach past the
+    outermost feature centre). With RoIAlign's S*(j + 1/2) convention
+    (center_offset = S/2, the geometry before the receptive-field
+    correction) the pairs are 15 px apart and disagree ~100x more."""
+    from mmselfsup.models.backbones import ResNet
+    size = 256
+    torch.manual_seed(0)
+    net = ResNet(depth=18, in_channels=1, out_indices=[3])
+    _quiet_init(net)
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, torch.nn.Conv2d):
+                m.weight.copy_(0.5 * (m.weight + m.weight.flip(-1)))
+        g = torch.Generator().manual_seed(1)
+        img = F.interpolate(torch.randn(1, 1, 4, 4, generator=g),
+                            size=(size, size), mode='bicubic',
+                            align_corners=False)
+        fa = net(img)[0].double()
+        fb = net(img.flip(-1))[0].double()
+    a = _vp((0, 0, size, size), shape=(size, size))
+    b = _vp((0, 0, size, size), flip=True, shape=(size, size))
+    inner = [r * 4 + c for r in range(4) for c in (1, 2)]
+
+    def error(head):
+        ba, bb, valid = head.grid_boxes([[a, b]], feat_hw=fa.shape[-2:],
+                                        input_hw=(size, size))
+        assert valid.all()
+        pa = head.pool(fa, ba, (size, size))[0, inner]
+        pb = head.pool(fb, bb, (size, size))[0, inner]
+        return ((pa - pb).norm() / pa.norm()).item()
+
+    new = error(_head(g=4))
+    old = error(_head(g=4, center_offset=8.0))
+    print(f'relative cell mismatch: corrected {new:.4f}, before {old:.4f}')
+    assert new < 0.01 and old > 0.05
+
+
+def test_min_cell_size_drops_subpixel_pairs():
+    head = _head(g=2, min_cell_size=1.0)
+    full = _vp((0, 0, 64, 64))
+    sliver = _vp((56, 0, 120, 64))  # shares an 8-px-wide strip with full
+    _, _, valid = head.grid_boxes([[full, full], [full, sliver]],
+                                  feat_hw=(4, 4), input_hw=(64, 64))
+    # 8 px strip / 2 cells = 4 px = 0.25 feature px at S = 16
+    assert valid.tolist() == [True, False]
 
 
 def test_infonce_matches_hand_computation():

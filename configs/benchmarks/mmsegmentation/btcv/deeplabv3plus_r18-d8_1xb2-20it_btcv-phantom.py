@@ -1,21 +1,11 @@
-# Tiny CPU smoke config: DeepLabV3+ ResNet-18-D8 on BTCV phantoms.
-_base_ = ['./fcn_r18-d8_1xb2-20it_btcv-phantom.py']
-norm_cfg = dict(type='BN', requires_grad=True)
+# Tiny CPU smoke config: DeepLabV3+ ResNet-18-D8 on BTCV phantoms
+# (the setting: _base_/btcv_phantom_cpu.py).
+_base_ = [
+    './_base_/models/deeplabv3plus_r50-d8.py', './_base_/btcv_phantom_cpu.py'
+]
 model = dict(
+    data_preprocessor=dict(size=(64, 64)),
+    backbone=dict(depth=18),
     decode_head=dict(
-        _delete_=True,
-        type='mmseg.DepthwiseSeparableASPPHead',
-        in_channels=512,
-        in_index=3,
-        channels=64,
-        dilations=(1, 12, 24, 36),
-        c1_in_channels=64,
-        c1_channels=16,
-        dropout_ratio=0.1,
-        num_classes=14,
-        norm_cfg=norm_cfg,
-        align_corners=False,
-        loss_decode=dict(
-            type='mmseg.CrossEntropyLoss', use_sigmoid=False,
-            avg_non_ignore=True,
-            loss_weight=1.0)))
+        in_channels=512, channels=64, c1_in_channels=64, c1_channels=16),
+    auxiliary_head=dict(in_channels=256, channels=32))

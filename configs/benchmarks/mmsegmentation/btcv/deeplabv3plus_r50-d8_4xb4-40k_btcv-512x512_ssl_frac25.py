@@ -1,5 +1,4 @@
-# Label-efficiency protocol: fine-tune on 25 % of the training volumes
-# (whole volumes, at least one, chosen deterministically per fraction_seed;
-# vary the seed with --cfg-options train_dataloader.dataset.fraction_seed=N).
-_base_ = ['./deeplabv3plus_r50-d8_4xb4-40k_btcv-512x512_ssl.py']
-train_dataloader = dict(dataset=dict(case_fraction=0.25, fraction_seed=0))
+# Old name kept working: an alias of the 5-volume config. It used to say
+# "25 %" while training on max(1, round(0.25 * 24)) volumes;
+# it now trains on 5 of the 20 training volumes (true fraction 5/20).
+_base_ = ['./deeplabv3plus_r50-d8_4xb4-40k_btcv-512x512_ssl_5vol.py']

@@ -7,8 +7,5 @@
 # pretraining configs in configs/selfsup/).
 _base_ = ['./fcn_r18-d8_1xb2-20it_btcv-phantom.py']
 pretrained = 'work_dirs/selfsup/pretrained.pth'
-model = dict(
-    backbone=dict(
-        init_cfg=dict(
-            type='VerifiedPretrained', checkpoint=pretrained,
-            prefix='backbone.')))
+model = dict(backbone=dict(init_cfg=dict(
+    type='VerifiedPretrained', checkpoint=pretrained, prefix='backbone.')))

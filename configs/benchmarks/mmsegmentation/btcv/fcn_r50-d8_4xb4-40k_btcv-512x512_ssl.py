@@ -5,8 +5,5 @@
 # mismatches / mostly-missing keys instead of silently random-initialising.
 _base_ = ['./fcn_r50-d8_4xb4-40k_btcv-512x512.py']
 pretrained = 'work_dirs/selfsup/pretrained.pth'
-model = dict(
-    backbone=dict(
-        init_cfg=dict(
-            type='VerifiedPretrained', checkpoint=pretrained,
-            prefix='backbone.')))
+model = dict(backbone=dict(init_cfg=dict(
+    type='VerifiedPretrained', checkpoint=pretrained, prefix='backbone.')))

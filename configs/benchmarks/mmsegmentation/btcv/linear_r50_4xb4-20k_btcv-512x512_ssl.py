@@ -5,8 +5,5 @@
 # mismatches / mostly-missing keys instead of silently random-initialising.
 _base_ = ['./linear_r50_4xb4-20k_btcv-512x512.py']
 pretrained = 'work_dirs/selfsup/pretrained.pth'
-model = dict(
-    backbone=dict(
-        init_cfg=dict(
-            type='VerifiedPretrained', checkpoint=pretrained,
-            prefix='backbone.')))
+model = dict(backbone=dict(init_cfg=dict(
+    type='VerifiedPretrained', checkpoint=pretrained, prefix='backbone.')))

@@ -10,11 +10,11 @@ crop_size = 224
 view_pipeline = [
     dict(type='RandomResizedCropWithParams', size=crop_size, scale=(0.2, 1.)),
     dict(type='RandomFlipWithParams', prob=0.5),
-    dict(type='RandomHUContrast', prob=0.8, contrast_range=(0.6, 1.4)),
-    dict(type='RandomHUBrightness', prob=0.8, delta=0.1),
+    dict(type='RandomIntensityScale', prob=0.8, contrast_range=(0.6, 1.4)),
+    dict(type='RandomIntensityShift', prob=0.8, delta=0.1),
     dict(type='RandomGamma', prob=0.5, gamma_range=(0.7, 1.5)),
     dict(type='RandomGaussianNoise', prob=0.3, std_range=(0.0, 0.03)),
-    dict(type='RandomGaussianBlur', prob=0.5, sigma_range=(0.1, 2.0)),
+    dict(type='RandomFloatGaussianBlur', prob=0.5, sigma_range=(0.1, 2.0)),
 ]
 train_pipeline = [
     dict(type='LoadCTSlice'),

@@ -1,40 +1,15 @@
-# BYOL (Grill et al. 2020) on single-channel CT with mmselfsup's BYOL,
-# NonLinearNeck projector/predictor and LatentPredictHead.
+# BYOL (Grill et al. 2020) on single-channel CT: mmselfsup's BYOL,
+# NonLinearNeck projector/predictor and LatentPredictHead as its config
+# defines them, with a CT input (see ../../_base_/models/mocov2_r50_ct.py).
 # BN instead of mmselfsup's SyncBN default (see simclr_r50_ct.py).
+_base_ = [
+    'mmselfsup::selfsup/_base_/models/byol.py',
+    '../../_base_/models/ct_input.py'
+]
+
 model = dict(
-    type='BYOL',
-    base_momentum=0.99,
-    data_preprocessor=dict(
-        type='SelfSupDataPreprocessor',
-        mean=[0.5],
-        std=[0.25],
-        bgr_to_rgb=False),
-    backbone=dict(
-        type='ResNet',
-        depth=50,
-        in_channels=1,
-        out_indices=[4],
-        norm_cfg=dict(type='BN')),
-    neck=dict(
-        type='NonLinearNeck',
-        in_channels=2048,
-        hid_channels=4096,
-        out_channels=256,
-        num_layers=2,
-        with_bias=True,
-        with_last_bn=False,
-        with_avg_pool=True,
-        norm_cfg=dict(type='BN1d')),
-    head=dict(
-        type='LatentPredictHead',
-        predictor=dict(
-            type='NonLinearNeck',
-            in_channels=256,
-            hid_channels=4096,
-            out_channels=256,
-            num_layers=2,
-            with_bias=True,
-            with_last_bn=False,
-            with_avg_pool=False,
-            norm_cfg=dict(type='BN1d')),
-        loss=dict(type='CosineSimilarityLoss')))
+    _scope_='medssl',  # build with medssl's registry (see mocov2_r50_ct.py)
+    data_preprocessor={{_base_.data_preprocessor}},
+    backbone=dict(in_channels=1, norm_cfg=dict(type='BN')),
+    neck=dict(norm_cfg=dict(type='BN1d')),
+    head=dict(predictor=dict(norm_cfg=dict(type='BN1d'))))

@@ -1,5 +1,8 @@
 # BTCV 13 organs, converted slices (tools/dataset_converters/btcv.py):
-# <data_root>/{img_dir,ann_dir,meta,splits}. Train/val split by volume.
+# <data_root>/{img_dir,ann_dir,meta,splits}. Three volume-level splits
+# (medssl/datasets/splits/btcv_13organ.json): train (20 volumes), val (4 of
+# the former training volumes: model selection, save_best, probe lr) and test
+# (img0035-img0040, the held-out set, used only by tools/test.py).
 dataset_type = 'BTCVDataset'
 data_root = 'data/btcv_slices/'
 crop_size = (512, 512)
@@ -50,7 +53,12 @@ val_dataloader = dict(
         data_root=data_root,
         ann_file='splits/val.txt',
         pipeline=test_pipeline))
-test_dataloader = val_dataloader
+# the val loader on the held-out test volumes
+test_dataloader = dict(
+    val_dataloader,
+    dataset=dict(val_dataloader['dataset'], ann_file='splits/test.txt'))
 # 3D Dice per volume (slices regrouped by case id); see VolumeDiceMetric.
+# Model selection (val) on Dice only; the held-out test adds HD95 (mm) and
+# counts missed / false-positive organ-cases.
 val_evaluator = dict(type='VolumeDiceMetric')
-test_evaluator = val_evaluator
+test_evaluator = dict(type='VolumeDiceMetric', hd95=True)

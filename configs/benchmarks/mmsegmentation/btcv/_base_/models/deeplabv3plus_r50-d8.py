@@ -1,9 +1,9 @@
-# DeepLabV3+, ResNet-50-D8 (plain stem, one input channel), 14 classes.
+# DeepLabV3+, ResNet-50-D8: fcn_r50-d8.py (CT input, 14 classes) with the
+# decode head of mmseg's deeplabv3plus_r50-d8.py.
 _base_ = ['./fcn_r50-d8.py']
-norm_cfg = dict(type='BN', requires_grad=True)
 model = dict(
     decode_head=dict(
-        _delete_=True,
+        _delete_=True,  # FCNHead's num_convs / concat_input do not apply
         type='mmseg.DepthwiseSeparableASPPHead',
         in_channels=2048,
         in_index=3,
@@ -13,9 +13,6 @@ model = dict(
         c1_channels=48,
         dropout_ratio=0.1,
         num_classes=14,
-        norm_cfg=norm_cfg,
+        norm_cfg={{_base_.norm_cfg}},
         align_corners=False,
-        loss_decode=dict(
-            type='mmseg.CrossEntropyLoss', use_sigmoid=False,
-            avg_non_ignore=True,
-            loss_weight=1.0)))
+        loss_decode={{_base_.model.decode_head.loss_decode}}))

@@ -1,59 +1,30 @@
-# FCN, ResNet-50-D8 (mmseg ResNet: plain 7x7 stem like the SSL backbone,
-# one input channel), 14 classes (BTCV background + 13 organs).
-norm_cfg = dict(type='BN', requires_grad=True)  # SyncBN for multi-GPU runs
+# FCN, ResNet-50-D8: mmseg's FCN config with a CT input and BTCV's 14 classes
+# (background + 13 organs). Differences from mmseg's: plain 7x7 stem
+# (mmseg.ResNet, like the SSL backbone, instead of ResNetV1c's deep stem), one
+# input channel, no ImageNet weights, BN, 14 classes, a loss averaged over
+# non-ignored pixels.
+_base_ = 'mmseg::_base_/models/fcn_r50-d8.py'
+norm_cfg = dict(_delete_=True, type='BN', requires_grad=True)  # SyncBN: multi-GPU
 data_preprocessor = dict(
+    _scope_='medssl',  # an mmseg:: base builds in mmseg's scope; medssl's
+    # registry falls back to mmseg's and also holds ours (VerifiedPretrained)
     type='mmseg.SegDataPreProcessor',
     # HUWindow gives [0, 1]; same centring as the pretraining configs
     mean=[0.5],
     std=[0.25],
     bgr_to_rgb=False,
     pad_val=-2.0,  # = window value 0 (air) after normalisation
-    seg_pad_val=255,
     size=(512, 512))  # training batches padded to the crop size
+__loss = dict(type='mmseg.CrossEntropyLoss', avg_non_ignore=True)
 model = dict(
+    _scope_='medssl',  # see data_preprocessor
     type='mmseg.EncoderDecoder',
+    pretrained=None,  # no ImageNet (RGB) weights for a 1-channel CT input
     data_preprocessor=data_preprocessor,
-    backbone=dict(
-        type='mmseg.ResNet',
-        depth=50,
-        in_channels=1,
-        num_stages=4,
-        out_indices=(0, 1, 2, 3),
-        dilations=(1, 1, 2, 4),
-        strides=(1, 2, 1, 1),
-        norm_cfg=norm_cfg,
-        norm_eval=False,
-        style='pytorch',
-        contract_dilation=True),
+    backbone=dict(type='mmseg.ResNet', in_channels=1, norm_cfg=norm_cfg),
     decode_head=dict(
-        type='mmseg.FCNHead',
-        in_channels=2048,
-        in_index=3,
-        channels=512,
-        num_convs=2,
-        concat_input=True,
-        dropout_ratio=0.1,
-        num_classes=14,
-        norm_cfg=norm_cfg,
-        align_corners=False,
-        loss_decode=dict(
-            type='mmseg.CrossEntropyLoss', use_sigmoid=False,
-            avg_non_ignore=True,
-            loss_weight=1.0)),
+        type='mmseg.FCNHead', num_classes=14, norm_cfg=norm_cfg,
+        loss_decode=__loss),
     auxiliary_head=dict(
-        type='mmseg.FCNHead',
-        in_channels=1024,
-        in_index=2,
-        channels=256,
-        num_convs=1,
-        concat_input=False,
-        dropout_ratio=0.1,
-        num_classes=14,
-        norm_cfg=norm_cfg,
-        align_corners=False,
-        loss_decode=dict(
-            type='mmseg.CrossEntropyLoss', use_sigmoid=False,
-            avg_non_ignore=True,
-            loss_weight=0.4)),
-    train_cfg=dict(),
-    test_cfg=dict(mode='whole'))
+        type='mmseg.FCNHead', num_classes=14, norm_cfg=norm_cfg,
+        loss_decode=__loss))

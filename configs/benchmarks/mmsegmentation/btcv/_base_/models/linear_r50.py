@@ -1,20 +1,20 @@
-# Linear probe: frozen ResNet-50-D8 (all stages, BN in eval mode) + a 1x1 conv
-# classifier on the last feature map, upsampled bilinearly to the input
-# (FCNHead with num_convs=0, concat_input=False, no dropout == one 1x1 conv).
+# Linear probe: frozen ResNet-50-D8 (all stages, BN in eval mode, no
+# gradient) -> LinearProbeHead = affine-free BatchNorm on the layer4 features
+# + a 1x1 conv classifier, upsampled bilinearly to the input (mmseg
+# BaseDecodeHead). The affine-free BN makes the probe invariant to the scale
+# of the frozen features (MAE's linear probe); SyncBN because the full-scale
+# probes run under DDP (mmengine reverts it to BN in a single process).
 _base_ = ['./fcn_r50-d8.py']
 model = dict(
     backbone=dict(frozen_stages=4, norm_eval=True, out_indices=(3, )),
     decode_head=dict(
         _delete_=True,
-        type='mmseg.FCNHead',
+        type='LinearProbeHead',
         in_channels=2048,
         in_index=0,
-        channels=2048,
-        num_convs=0,
-        concat_input=False,
-        dropout_ratio=0.0,
         num_classes=14,
-        norm_cfg=None,
+        norm_cfg=dict(type='SyncBN', affine=False),
+        dropout_ratio=0.0,
         align_corners=False,
         loss_decode=dict(
             type='mmseg.CrossEntropyLoss', use_sigmoid=False,

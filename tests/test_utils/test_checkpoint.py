@@ -1,0 +1,233 @@
+"""medssl.utils.checkpoint: weights-only reading with an explicit allow-list,
+errors naming the file, strict loading, atomic writing, resume candidates."""
+import multiprocessing
+import os
+import os.path as osp
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from mmengine.runner.checkpoint import _load_checkpoint
+
+from medssl.utils.checkpoint import (CheckpointError, find_resume_checkpoint,
+                                     load_checkpoint, load_model_checkpoint)
+
+
+class RunsCode:
+    """Unpickling this runs ``touch <marker>`` (what an attacker ships)."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f'touch {self.marker}', ))
+
+
+class CallsEval:
+
+    def __reduce__(self):
+        return (eval, ('1 + 1', ))
+
+
+class GetsAttr:  # builtins.getattr is allowed only for HistoryBuffer
+
+    def __reduce__(self):
+        return (getattr, (np.ndarray, 'tofile'))
+
+
+@pytest.fixture
+def bad_files(tmp_path):
+    marker = tmp_path / 'PWNED'
+    files = {}
+
+    def save(name, obj):
+        files[name] = str(tmp_path / f'{name}.pth')
+        torch.save(obj, files[name])
+
+    save('system', dict(state_dict={}, x=RunsCode(marker)))
+    save('eval', dict(x=CallsEval()))
+    save('getattr', dict(x=GetsAttr()))
+    save('tensor', torch.zeros(3))
+    good = tmp_path / 'good.pth'
+    torch.save(dict(state_dict=dict(w=torch.ones(2))), good)
+    data = good.read_bytes()
+    files['truncated'] = str(tmp_path / 'truncated.pth')
+    open(files['truncated'], 'wb').write(data[:len(data) // 2])
+    files['empty'] = str(tmp_path / 'empty.pth')
+    open(files['empty'], 'wb').close()
+    files['text'] = str(tmp_path / 'text.pth')
+    open(files['text'], 'w').write('hello\n')
+    files['pickle'] = str(tmp_path / 'pickle.pth')
+    open(files['pickle'], 'wb').write(pickle.dumps(dict(a=1)))
+    files['missing'] = str(tmp_path / 'missing.pth')
+    return files, marker
+
+
+@pytest.mark.parametrize('name,problem', [
+    ('system', 'refused to unpickle global posix.system'),
+    ('eval', 'refused to unpickle global eval'),
+    ('getattr', 'refused to unpickle global builtins.getattr'),
+    ('tensor', 'holds a Tensor, not a checkpoint dict'),
+    ('truncated', 'truncated or corrupt checkpoint'),
+    ('empty', 'empty file (0 bytes)'),
+    ('text', 'not a PyTorch checkpoint (a text file'),
+    ('pickle', 'not a PyTorch checkpoint (a foreign file'),
+    ('missing', 'no such file'),
+])
+def test_bad_checkpoints_name_file_and_problem(bad_files, name, problem):
+    files, marker = bad_files
+    with pytest.raises(CheckpointError) as err:
+        load_checkpoint(files[name])
+    assert str(err.value).startswith(f'{files[name]}: {problem}')
+    # mmengine's own loader (Runner.load_checkpoint, resume, Pretrained)
+    # goes through the same reader once register_all_modules() ran
+    with pytest.raises(CheckpointError, match='^' + files[name]):
+        _load_checkpoint(files[name], map_location='cpu')
+    assert not marker.exists()  # no code from the file ever ran
+
+
+def test_real_mmengine_checkpoint_loads(toy_runner_checkpoint):
+    """A checkpoint the Runner wrote (message_hub HistoryBuffers with numpy
+    arrays, optimizer, schedulers) reads back weights-only."""
+    ckpt = load_checkpoint(toy_runner_checkpoint)
+    assert {'meta', 'state_dict', 'message_hub', 'optimizer'} <= set(ckpt)
+    buf = ckpt['message_hub']['log_scalars']['train/loss']
+    assert type(buf).__name__ == 'HistoryBuffer'
+    assert len(buf.data[0]) == 2  # 2 iterations logged
+    ref = torch.load(toy_runner_checkpoint, weights_only=False)
+    assert torch.equal(ckpt['state_dict']['linear.weight'],
+                       ref['state_dict']['linear.weight'])
+    assert buf.mean() == ref['message_hub']['log_scalars']['train/loss'].mean()
+
+
+@pytest.fixture
+def toy_runner_checkpoint(tmp_path):
+    import sys
+    sys.path.insert(0, osp.join(osp.dirname(osp.dirname(__file__)),
+                                'test_engine'))
+    try:
+        from toy_models import ToyData, ToyModel
+    finally:
+        sys.path.pop(0)
+    from mmengine.runner import Runner
+    Runner(model=ToyModel(), work_dir=str(tmp_path),
+           train_dataloader=dict(dataset=ToyData(), batch_size=4,
+                                 collate_fn=dict(type='default_collate'),
+                                 sampler=dict(type='DefaultSampler',
+                                              shuffle=False)),
+           optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)),
+           train_cfg=dict(by_epoch=False, max_iters=2),
+           default_hooks=dict(checkpoint=dict(type='CheckpointHook',
+                                              interval=2, by_epoch=False)),
+           default_scope='medssl',
+           experiment_name=f'ckpt_{osp.basename(tmp_path)}').train()
+    return str(tmp_path / 'iter_2.pth')
+
+
+def test_strict_model_loading_names_prefixes(tmp_path):
+    model = torch.nn.Sequential()
+    model.add_module('backbone', torch.nn.Linear(2, 3))
+    model.add_module('head', torch.nn.Linear(3, 1))
+    ssl = {f'backbone.{k}': v for k, v in model.backbone.state_dict().items()}
+    ssl['neck.mlp.weight'] = torch.zeros(2, 3)
+    torch.save(dict(state_dict=ssl), tmp_path / 'ssl.pth')
+    with pytest.raises(CheckpointError) as err:
+        load_model_checkpoint(model, str(tmp_path / 'ssl.pth'))
+    assert str(err.value) == (
+        f'{tmp_path / "ssl.pth"}: does not fit Sequential: 2/4 model keys '
+        'missing: head.bias (1), head.weight (1) | 1 unexpected keys: '
+        'neck.mlp.* (1) (a pretraining checkpoint for a segmentation config? '
+        'convert it with selfsup2mmseg and train the head first)')
+    # tolerated when asked for; the matching keys are loaded
+    load_model_checkpoint(model, str(tmp_path / 'ssl.pth'), max_mismatch=3)
+    assert torch.equal(model.backbone.weight, ssl['backbone.weight'])
+    full = {'module.' + k: v + 1 for k, v in model.state_dict().items()}
+    torch.save(dict(state_dict=full), tmp_path / 'full.pth')
+    load_model_checkpoint(model, str(tmp_path / 'full.pth'))
+    assert torch.equal(model.head.bias, full['module.head.bias'])
+    shaped = dict(full, **{'module.head.weight': torch.zeros(1, 4)})
+    torch.save(dict(state_dict=shaped), tmp_path / 'shape.pth')
+    with pytest.raises(CheckpointError, match=r'1 shape mismatches: '
+                       r'head.weight: checkpoint \(1, 4\) vs model \(1, 3\)'):
+        load_model_checkpoint(model, str(tmp_path / 'shape.pth'))
+
+
+def _save_and_die(work_dir):
+    """A Runner saving iter_2 then killed (SIGKILL-like) inside the write of
+    iter_4, between writing the bytes and the rename."""
+    import medssl.utils.checkpoint as ck
+    from medssl.utils import register_all_modules
+    register_all_modules()
+    real_fsync = ck.os.fsync
+
+    def fsync(fd):
+        if 'iter_4.pth' in os.readlink(f'/proc/self/fd/{fd}'):
+            os._exit(9)
+        real_fsync(fd)
+
+    ck.os.fsync = fsync
+    import sys
+    sys.path.insert(0, osp.join(osp.dirname(osp.dirname(__file__)),
+                                'test_engine'))
+    from mmengine.runner import Runner
+    from toy_models import ToyData, ToyModel
+    Runner(model=ToyModel(), work_dir=work_dir,
+           train_dataloader=dict(dataset=ToyData(), batch_size=4,
+                                 collate_fn=dict(type='default_collate'),
+                                 sampler=dict(type='DefaultSampler',
+                                              shuffle=False)),
+           optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)),
+           train_cfg=dict(by_epoch=False, max_iters=4),
+           default_hooks=dict(checkpoint=dict(type='CheckpointHook',
+                                              interval=2, by_epoch=False)),
+           default_scope='medssl', experiment_name='killed').train()
+
+
+def test_kill_during_save_leaves_no_file_under_the_final_name(tmp_path):
+    work = str(tmp_path / 'work')
+    p = multiprocessing.get_context('fork').Process(target=_save_and_die,
+                                                    args=(work, ))
+    p.start()
+    p.join(120)
+    assert p.exitcode == 9
+    names = sorted(os.listdir(work))
+    assert 'iter_2.pth' in names and 'iter_4.pth' not in names
+    stray = [n for n in names if n.startswith('.iter_4.pth.tmp-')]
+    assert len(stray) == 1  # the killed write, under a hidden name only
+    assert load_checkpoint(osp.join(work, 'iter_2.pth'))['meta']['iter'] == 2
+    # --resume continues from iter_2, never from the temporary
+    assert find_resume_checkpoint(work) == osp.join(work, 'iter_2.pth')
+
+
+def test_failed_save_cleans_up_and_keeps_old_file(tmp_path, monkeypatch):
+    import medssl.utils.checkpoint as ck
+    path = str(tmp_path / 'iter_2.pth')
+    ck.atomic_write_bytes(b'old', path)
+
+    def broken(fd):
+        raise OSError('disk full')
+
+    monkeypatch.setattr(ck.os, 'fsync', broken)
+    with pytest.raises(OSError, match='disk full'):
+        ck.atomic_write_bytes(b'new-but-never-complete', path)
+    assert os.listdir(tmp_path) == ['iter_2.pth']
+    assert open(path, 'rb').read() == b'old'
+
+
+def test_find_resume_checkpoint(tmp_path):
+    work = str(tmp_path)
+    assert find_resume_checkpoint(work) is None
+    for n in ('iter_2.pth', 'iter_10.pth', '.iter_12.pth.tmp-7-0123abcd',
+              'best_mDice_iter_2.pth'):
+        open(osp.join(work, n), 'wb').close()
+    # no last_checkpoint: newest iter_*.pth by number (not by name)
+    assert find_resume_checkpoint(work) == osp.join(work, 'iter_10.pth')
+    last = osp.join(work, 'last_checkpoint')
+    open(last, 'w').write(osp.join(work, 'iter_2.pth'))
+    assert find_resume_checkpoint(work) == osp.join(work, 'iter_2.pth')
+    # last_checkpoint names a file that is gone, or is cut short
+    open(last, 'w').write(osp.join(work, 'iter_12.pth'))
+    assert find_resume_checkpoint(work) == osp.join(work, 'iter_10.pth')
+    open(last, 'w').write(osp.join(work, 'iter_'))
+    assert find_resume_checkpoint(work) == osp.join(work, 'iter_10.pth')
