@@ -48,31 +48,26 @@ CONFIGS = {
 
 
 def parse_args(argv=None):
+    from medssl.cli import HelpFormatter
     p = argparse.ArgumentParser(
-        description=__doc__.split('\n')[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=__doc__.split('\n')[0], formatter_class=HelpFormatter,
         epilog='example:\n  python benchmarks/data_pipeline.py --cases 3 '
-        '--steps 3 --full-batch-size 8\n(defaults are shown with -h as '
-        '"default: ...")')
-    p.add_argument('--cases', type=int, default=3,
-                   help='phantom volumes (default: 3)')
+        '--steps 3 --full-batch-size 8')
+    for flag, default, text in (
+            ('--cases', 3, 'phantom volumes'),
+            ('--repeat', 2, 'converter runs, the best kept'),
+            ('--steps', 3, 'timed batches per config after one warm-up'),
+            ('--full-batch-size', 8, 'batch of the full-scale config (its '
+             'own is 32 per GPU; smaller keeps a CPU run short)'),
+            ('--storage-slices', 32, 'slices written per storage format')):
+        p.add_argument(flag, type=int, default=default, help=text)
     p.add_argument('--shape', type=int, nargs=3, default=[512, 512, 24],
-                   help='phantom volume shape (default: 512 512 24)')
-    p.add_argument('--repeat', type=int, default=2,
-                   help='converter runs, best kept (default: 2)')
-    p.add_argument('--steps', type=int, default=3,
-                   help='timed batches per config after one warm-up '
-                   '(default: 3)')
-    p.add_argument('--full-batch-size', type=int, default=8,
-                   help='batch of the full-scale config (its own is 32 per '
-                   'GPU; smaller keeps a CPU run short) (default: 8)')
+                   help='phantom volume shape of the converter benchmark')
     p.add_argument('--skip', nargs='*', default=[],
                    choices=['converter', 'pipeline', 'storage'],
-                   help='parts to skip (default: none)')
-    p.add_argument('--storage-slices', type=int, default=32,
-                   help='slices written per storage format (default: 32)')
+                   help='parts to skip')
     p.add_argument('--out', default='benchmarks/results/data_pipeline.json',
-                   help='JSON result (default: %(default)s)')
+                   help='JSON result')
     return p.parse_args(argv)
 
 

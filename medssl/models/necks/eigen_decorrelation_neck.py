@@ -170,13 +170,15 @@ class EigenDecorrelationNeck(BaseModule):
     def _full_covariance(self, src: torch.Tensor,
                          mean: torch.Tensor) -> torch.Tensor:
         """(C, C) covariance of the global batch X (M, C) around ``mean``
-        (the all-reduced batch mean, original channel order)."""
-        xc = src.double() - mean.to(src.device)
+        (the all-reduced batch mean, original channel order). float32: the
+        data are centred and no gradient flows here, and the M x C x C
+        product is the one cost the shuffled groups add."""
+        xc = src.float() - mean.to(device=src.device, dtype=torch.float32)
         sums = torch.cat([xc.t() @ xc, xc.new_full((1, src.shape[1]),
                                                    float(src.shape[0]))])
         if self.sync_stats and _dist_world_size() > 1:
             dist.all_reduce(sums)
-        return sums[:-1] / sums[-1, 0]
+        return (sums[:-1] / sums[-1, 0]).double()
 
     @torch.no_grad()
     def _update_running(self, mean: torch.Tensor, cov: torch.Tensor,
