@@ -177,21 +177,27 @@ def render_markdown(summary: Dict, columns: Sequence[str],
 
 def plot_mean_spectra(spectra: Dict[str, List[Sequence[float]]], path: str,
                       title: str = 'backbone') -> None:
-    """Mean over seeds of each variant's log10 covariance spectrum."""
+    """Mean over seeds of each variant's log10 covariance spectrum,
+    normalised to sum 1 (the distribution whose entropy is log effective
+    rank), up to the last non-zero value."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(6, 4))
     for name, specs in spectra.items():
         n = min(len(s) for s in specs)
-        logs = np.log10(np.maximum(np.array([s[:n] for s in specs]), 1e-12))
+        arr = np.array([s[:n] for s in specs], dtype=np.float64)
+        arr = arr / arr.sum(1, keepdims=True)
+        n = int(max(1, (arr.max(0) > 1e-9 * arr.max()).sum()))
+        logs = np.log10(np.maximum(arr[:, :n], 1e-12))
         mean, sd = logs.mean(0), logs.std(0)
         x = np.arange(1, n + 1)
         ax.plot(x, mean, label=f'{name} (n={len(specs)})')
         ax.fill_between(x, mean - sd, mean + sd, alpha=0.2)
-    ax.set_title(f'{title}: covariance spectrum of L2-normalised embeddings')
+    ax.set_title(f'{title}: normalised covariance spectrum')
+    ax.set_xscale('log')  # the head decides the effective rank
     ax.set_xlabel('singular value rank index')
-    ax.set_ylabel('log10 singular value (mean ± sd over seeds)')
+    ax.set_ylabel('log10 (singular value / sum), mean ± sd')
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()

@@ -42,7 +42,8 @@ def parse_args(argv=None):
                    help='intensity-augmentation level of the variants '
                    '(strong = the configs as shipped, mild, none)')
     p.add_argument('--intensity-ablation', nargs='*', default=['full'],
-                   help='variants also run at every other intensity level')
+                   help="variants also run at every other intensity level "
+                   "('variant:level' for one level)")
     p.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     p.add_argument('--pretrain-iters', type=int, default=200)
     p.add_argument('--batch-size', type=int, default=16)
@@ -124,8 +125,10 @@ def main(argv=None):
                          '(--collapse-split)')
 
     runs = [(v, args.intensity) for v in args.variants]
-    runs += [(v, lvl) for v in args.intensity_ablation
-             for lvl in INTENSITY_LEVELS if lvl != args.intensity]
+    for item in args.intensity_ablation:  # 'variant' or 'variant:level'
+        v, _, only = item.partition(':')
+        runs += [(v, lvl) for lvl in INTENSITY_LEVELS
+                 if lvl != args.intensity and only in ('', lvl)]
     os.makedirs(osp.join(work, 'configs'), exist_ok=True)
     configs = {}
     for variant, level in runs:

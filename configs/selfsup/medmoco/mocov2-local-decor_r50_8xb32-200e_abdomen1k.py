@@ -5,4 +5,7 @@ _base_ = [
     '../_base_/schedules/sgd_coslr-200e_abdomen1k.py',
     '../_base_/default_runtime.py',
 ]
-model = dict(local_head={{_base_.local_head}}, decorrelation={{_base_.decorrelation}})
+model = dict(
+    local_head={{_base_.local_head}},
+    decorrelation={{_base_.decorrelation}},
+    decorrelation_loss={{_base_.decorrelation_loss}})

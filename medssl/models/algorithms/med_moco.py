@@ -140,6 +140,10 @@ class MedMoCo(MoCo):
         del self.encoder_k
         self.encoder_k = ExponentialMovingAverage(self._bundle(),
                                                   1 - momentum)
+        if self.decorrelation is not None:
+            # The key's running statistics would be overwritten by the
+            # query's at every EMA update: do not spend time on them.
+            self.encoder_k.module.decorrelation.track_running_stats = False
 
     @property
     def with_local(self) -> bool:
@@ -172,7 +176,8 @@ class MedMoCo(MoCo):
             if self.decorrelation is not None:
                 # The update copied the query's step counter (already
                 # advanced by the query forward); step it back so the key
-                # whitens with the same shuffled channel groups.
+                # whitens with the same shuffled channel groups (it does not
+                # track running statistics, so it stays there).
                 self.encoder_k.module.decorrelation.num_batches_tracked.copy_(
                     self.decorrelation.num_batches_tracked - 1)
             im_k, idx_unshuffle = batch_shuffle_ddp(im_k)

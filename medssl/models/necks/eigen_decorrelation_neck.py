@@ -121,6 +121,9 @@ class EigenDecorrelationNeck(BaseModule):
                              torch.eye(ce).repeat(self.eval_groups, 1, 1))
         self.register_buffer('num_batches_tracked',
                              torch.tensor(0, dtype=torch.long))
+        # MedMoCo turns this off in its EMA key encoder, whose buffers are
+        # overwritten by the query's at every EMA update anyway.
+        self.track_running_stats = True
         # Step at which running_whitening was last computed; compared with
         # the step counter (a buffer, so it also moves when an EMA copy's
         # buffers are overwritten) to know when to recompute.
@@ -174,11 +177,12 @@ class EigenDecorrelationNeck(BaseModule):
         data are centred and no gradient flows here, and the M x C x C
         product is the one cost the shuffled groups add."""
         xc = src.float() - mean.to(device=src.device, dtype=torch.float32)
-        sums = torch.cat([xc.t() @ xc, xc.new_full((1, src.shape[1]),
-                                                   float(src.shape[0]))])
+        cov = xc.t() @ xc
+        count = torch.tensor(float(src.shape[0]), device=src.device)
         if self.sync_stats and _dist_world_size() > 1:
-            dist.all_reduce(sums)
-        return (sums[:-1] / sums[-1, 0]).double()
+            dist.all_reduce(cov)
+            dist.all_reduce(count)
+        return cov.div_(count)
 
     @torch.no_grad()
     def _update_running(self, mean: torch.Tensor, cov: torch.Tensor,
@@ -200,13 +204,12 @@ class EigenDecorrelationNeck(BaseModule):
         if full_cov is not None:
             self.running_cov.mul_(1 - m).add_(
                 full_cov.to(self.running_cov.dtype), alpha=m)
-        else:
-            blocks = block_diag_groups(cov)
-            mask = block_diag_groups(torch.ones_like(cov)).bool()
-            self.running_cov.copy_(
-                torch.where(mask, (1 - m) * self.running_cov +
-                            m * blocks.to(self.running_cov.dtype),
-                            self.running_cov))
+        else:  # only the diagonal blocks, in place: O(C c), not O(C^2)
+            g, c = self.num_groups, self.group_channels
+            idx = torch.arange(g, device=self.running_cov.device)
+            rc = self.running_cov.view(g, c, g, c)
+            rc[idx, :, idx, :] = (1 - m) * rc[idx, :, idx, :] + \
+                m * cov.to(self.running_cov.dtype)
         self.num_batches_tracked.add_(1)
 
     @torch.no_grad()
@@ -243,12 +246,15 @@ class EigenDecorrelationNeck(BaseModule):
                 work_dtype).mean((2, 3))
             xs = src if perm is None else src[:, perm]
             mean, cov, w = self.batch_statistics(xs)
-            full_cov = None
-            if perm is not None:
-                unperm_mean = torch.empty_like(mean)
-                unperm_mean[perm] = mean.detach()
-                full_cov = self._full_covariance(src.detach(), unperm_mean)
-            self._update_running(mean.detach(), cov.detach(), perm, full_cov)
+            if self.track_running_stats:
+                full_cov = None
+                if perm is not None:
+                    unperm_mean = torch.empty_like(mean)
+                    unperm_mean[perm] = mean.detach()
+                    full_cov = self._full_covariance(src.detach(),
+                                                     unperm_mean)
+                self._update_running(mean.detach(), cov.detach(), perm,
+                                     full_cov)
             if perm is None:
                 y = apply_grouped_whitening(x2d, mean, w)
             else:

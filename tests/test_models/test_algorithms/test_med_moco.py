@@ -180,7 +180,11 @@ def test_key_encoder_uses_the_querys_channel_groups():
         # q.k == 1 for every image: same features, same whitening groups
         assert torch.allclose(captured['pos'], torch.ones(4, 1), atol=1e-4)
     assert int(model.decorrelation.num_batches_tracked) == 3
-    assert int(model.encoder_k.module.decorrelation.num_batches_tracked) == 3
+    # the key neither tracks statistics nor advances: it holds the step
+    # whose permutation it used
+    key_decor = model.encoder_k.module.decorrelation
+    assert not key_decor.track_running_stats
+    assert int(key_decor.num_batches_tracked) == 2
 
 
 def _moco_cfg():
