@@ -65,3 +65,18 @@ def resolve_device(device: str) -> str:
         return device
     import torch
     return 'cuda' if torch.cuda.is_available() else 'cpu'
+
+
+def run_main(main, clean_errors=('ConfigKeyError', 'CheckpointError',
+                                 'NonFiniteLossError')) -> None:
+    """Run a tool's ``main()``; the project's own input errors (by class
+    name, so this module stays import-light) print one line
+    ``<Error>: <message>`` and exit 1 instead of a traceback."""
+    import sys
+    try:
+        main()
+    except Exception as e:  # noqa: BLE001
+        if type(e).__name__ not in clean_errors:
+            raise
+        print(f'{type(e).__name__}: {e}', file=sys.stderr)
+        sys.exit(1)

@@ -25,7 +25,7 @@ import sys
 
 from mmengine.config import Config, DictAction
 
-from medssl.cli import HelpFormatter
+from medssl.cli import HelpFormatter, run_main
 
 CLEAN_ERRORS = ('ConfigKeyError', 'CheckpointError')
 
@@ -114,10 +114,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    try:
-        main()
-    except Exception as e:  # noqa: BLE001
-        if type(e).__name__ not in CLEAN_ERRORS:
-            raise
-        print(f'{type(e).__name__}: {e}', file=sys.stderr)
-        sys.exit(1)
+    run_main(main, CLEAN_ERRORS)

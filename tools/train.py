@@ -15,7 +15,7 @@ import sys
 
 from mmengine.config import Config, DictAction
 
-from medssl.cli import HelpFormatter
+from medssl.cli import HelpFormatter, run_main
 
 #: Errors that end the run with one line ``<Error>: <message>`` and exit 1
 #: (config keys, checkpoints, non-finite training), not a traceback.
@@ -131,10 +131,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == '__main__':
-    try:
-        main()
-    except Exception as e:  # noqa: BLE001
-        if type(e).__name__ not in CLEAN_ERRORS:
-            raise
-        print(f'{type(e).__name__}: {e}', file=sys.stderr)
-        sys.exit(1)
+    run_main(main, CLEAN_ERRORS)

@@ -105,18 +105,10 @@ def test_flip_cells_match_physically():
 
 
 def _quiet_init(net):
-    """init_weights (Kaiming, not the all-zero/None default) without
-    mmengine's per-parameter log, then eval mode."""
-    import logging
-
-    from mmengine.logging import MMLogger
-    logger = MMLogger.get_current_instance()
-    level = logger.level
-    logger.setLevel(logging.WARNING)
-    try:
-        net.init_weights()
-    finally:
-        logger.setLevel(level)
+    """init_weights (Kaiming) without mmengine's per-parameter log, then
+    eval mode."""
+    from medssl.analysis.embeddings import _quiet_init_weights
+    _quiet_init_weights(net)
     net.eval()
 
 
