@@ -21,6 +21,16 @@ def _dist_world_size() -> int:
     return 1
 
 
+def _unpermute(t: torch.Tensor, perm: Optional[torch.Tensor]) -> torch.Tensor:
+    """Columns (last dim) of ``t`` given in ``perm`` order -> channel
+    order (``perm`` None: unchanged)."""
+    if perm is None:
+        return t
+    out = torch.empty_like(t)
+    out[..., perm] = t
+    return out
+
+
 @MODELS.register_module()
 class EigenDecorrelationNeck(BaseModule):
     """Feature decorrelation by eigen-decomposition (ZCA whitening).
@@ -129,7 +139,6 @@ class EigenDecorrelationNeck(BaseModule):
         # buffers are overwritten) to know when to recompute.
         self._whitening_step = -1
         self._warned_rank = False
-        self._last_count = 2.0
 
     # ---------------------------------------------------------------- groups
     def permutation(self, device=None) -> Optional[torch.Tensor]:
@@ -143,11 +152,12 @@ class EigenDecorrelationNeck(BaseModule):
         return torch.randperm(self.in_channels, generator=gen).to(device)
 
     # ------------------------------------------------------------ statistics
-    def batch_statistics(self, x2d: torch.Tensor
-                         ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def batch_statistics(
+        self, x2d: torch.Tensor
+    ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]:
         """mean (C,), covariance blocks (G, c, c) and W (G, c, c), float64,
-        of X (M, C) already in group order (global batch when
-        distributed)."""
+        and the sample count M, of X (M, C) already in group order (global
+        batch when distributed)."""
         sum_x, sum_xx, count = grouped_moments(x2d, self.num_groups)
         if self.sync_stats and _dist_world_size() > 1:
             # One flat float64 buffer -> one collective; the autograd-aware
@@ -159,15 +169,15 @@ class EigenDecorrelationNeck(BaseModule):
             sum_x = flat[:n_c]
             sum_xx = flat[n_c:-1].view_as(sum_xx)
             count = flat[-1]
-        if not self._warned_rank and count.item() <= self.group_channels:
-            warnings.warn(f'EigenDecorrelationNeck: {int(count.item())} '
-                          f'samples for groups of {self.group_channels} '
-                          'channels: the covariance is rank-deficient and '
-                          'only eps regularises it (use more groups).')
+        m = float(count.item())
+        if not self._warned_rank and m <= self.group_channels:
+            warnings.warn(f'EigenDecorrelationNeck: {int(m)} samples for '
+                          f'groups of {self.group_channels} channels: the '
+                          'covariance is rank-deficient and only eps '
+                          'regularises it (use more groups).')
             self._warned_rank = True
-        self._last_count = float(count.item())
         mean, cov = moments_to_mean_cov(sum_x, sum_xx, count, self.eps)
-        return mean, cov, inv_sqrt_cov(cov, self.method, self.ns_iters)
+        return mean, cov, inv_sqrt_cov(cov, self.method, self.ns_iters), m
 
     @torch.no_grad()
     def _full_covariance(self, src: torch.Tensor,
@@ -186,21 +196,20 @@ class EigenDecorrelationNeck(BaseModule):
 
     @torch.no_grad()
     def _update_running(self, mean: torch.Tensor, cov: torch.Tensor,
-                        perm: Optional[torch.Tensor],
+                        count: float,
                         full_cov: Optional[torch.Tensor] = None) -> None:
-        """EMA of the mean and of the covariance: ``full_cov`` (C, C) when
-        given, else the diagonal blocks ``cov`` (G, c, c, including eps)."""
+        """EMA of the mean (C,) (channel order) and of the covariance:
+        ``full_cov`` (C, C) when given, else the diagonal blocks ``cov``
+        (G, c, c, including eps) of the fixed groups; ``count`` samples."""
         m = self.momentum
         # Unbiased (Bessel) covariance for the running estimate, as BN's
         # running_var: small batches would otherwise shrink it by (M-1)/M.
-        bessel = self._last_count / max(self._last_count - 1.0, 1.0)
+        bessel = count / max(count - 1.0, 1.0)
         eye = torch.eye(cov.shape[-1], dtype=cov.dtype, device=cov.device)
         cov = (cov - self.eps * eye) * bessel
         full_cov = None if full_cov is None else full_cov * bessel
-        unperm_mean = torch.empty_like(mean)
-        unperm_mean[perm if perm is not None else slice(None)] = mean
         self.running_mean.mul_(1 - m).add_(
-            unperm_mean.to(self.running_mean.dtype), alpha=m)
+            mean.to(self.running_mean.dtype), alpha=m)
         if full_cov is not None:
             self.running_cov.mul_(1 - m).add_(
                 full_cov.to(self.running_cov.dtype), alpha=m)
@@ -245,22 +254,14 @@ class EigenDecorrelationNeck(BaseModule):
             src = x2d if self.stats == 'positions' else feat.to(
                 work_dtype).mean((2, 3))
             xs = src if perm is None else src[:, perm]
-            mean, cov, w = self.batch_statistics(xs)
+            mean, cov, w, count = self.batch_statistics(xs)
             if self.track_running_stats:
-                full_cov = None
-                if perm is not None:
-                    unperm_mean = torch.empty_like(mean)
-                    unperm_mean[perm] = mean.detach()
-                    full_cov = self._full_covariance(src.detach(),
-                                                     unperm_mean)
-                self._update_running(mean.detach(), cov.detach(), perm,
-                                     full_cov)
-            if perm is None:
-                y = apply_grouped_whitening(x2d, mean, w)
-            else:
-                y_perm = apply_grouped_whitening(x2d[:, perm], mean, w)
-                y = torch.empty_like(y_perm)
-                y[:, perm] = y_perm
+                mean_c = _unpermute(mean.detach(), perm)  # channel order
+                full_cov = None if perm is None else self._full_covariance(
+                    src.detach(), mean_c)
+                self._update_running(mean_c, cov.detach(), count, full_cov)
+            xg = x2d if perm is None else x2d[:, perm]
+            y = _unpermute(apply_grouped_whitening(xg, mean, w), perm)
         else:
             y = apply_grouped_whitening(x2d, self.running_mean,
                                         self.refresh_running_whitening())
