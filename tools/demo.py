@@ -14,13 +14,13 @@ import argparse
 import json
 import os
 import os.path as osp
-import sys
 import time
 from collections import OrderedDict
 from typing import Dict, List
 
 from medssl.cli import HelpFormatter
-from medssl.utils.process import run_logged
+from medssl.utils.process import run_logged, schedule_options
+from medssl.utils.process import tool_command as tool
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 PRETRAIN = OrderedDict(
@@ -77,18 +77,6 @@ class Steps:
                 raise SystemExit(f'step {self.k} failed: {e}')
         print(f'      done in {time.time() - t0:.0f} s '
               f'(total {time.time() - self.start:.0f} s)', flush=True)
-
-
-def tool(*args) -> List[str]:
-    return [sys.executable, osp.join(REPO, 'tools', args[0]), *args[1:]]
-
-
-def schedule_options(iters: int) -> List[str]:
-    """Shorten an iteration-based schedule to ``iters`` (cosine/poly end)."""
-    return [
-        f'train_cfg.max_iters={iters}', f'param_scheduler.0.end={iters}',
-        f'default_hooks.checkpoint.interval={iters}'
-    ]
 
 
 def dice_table(results: Dict[str, dict]) -> str:

@@ -106,24 +106,12 @@ def variant_config(repo: str, name: str, intensity: str = 'strong',
     from mmengine.config import Config
     path, patch = VARIANTS[name]
     cfg = Config.fromfile(osp.join(repo, path))
-    for key, value in patch.items():
-        if value is None or not isinstance(value, dict):
-            _set(cfg, key, value)
-        else:
-            cfg.merge_from_dict({key: value})
+    cfg.merge_from_dict(patch)  # dicts merge into the config's; None replaces
     ds = cfg.train_dataloader.dataset
     ds.pipeline = patch_intensity(ds.pipeline, intensity)
     if options:
         cfg.merge_from_dict(options)
     return cfg
-
-
-def _set(cfg, dotted: str, value) -> None:
-    *parents, leaf = dotted.split('.')
-    node = cfg
-    for p in parents:
-        node = node[p]
-    node[leaf] = value
 
 
 def summarize(records: Sequence[Dict], baseline: str = 'mocov2') -> Dict:

@@ -8,9 +8,26 @@ import os
 import os.path as osp
 import shlex
 import subprocess
-from typing import Dict, Optional, Sequence
+import sys
+from typing import Dict, List, Optional, Sequence
 
-__all__ = ['run_logged']
+__all__ = ['run_logged', 'tool_command', 'schedule_options', 'REPO']
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+
+def tool_command(script: str, *args: str) -> List[str]:
+    """argv running ``tools/<script>`` with this interpreter."""
+    return [sys.executable, osp.join(REPO, 'tools', script), *args]
+
+
+def schedule_options(iters: int) -> List[str]:
+    """``--cfg-options`` items shortening an iteration-based schedule to
+    ``iters`` (the cosine/poly end follows; one checkpoint at the end)."""
+    return [
+        f'train_cfg.max_iters={iters}', f'param_scheduler.0.end={iters}',
+        f'default_hooks.checkpoint.interval={iters}'
+    ]
 
 
 def run_logged(cmd: Sequence[str],

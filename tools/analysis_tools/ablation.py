@@ -12,11 +12,11 @@ are skipped, so re-running continues an interrupted ablation.
 import argparse
 import os
 import os.path as osp
-import sys
 import time
 
 from medssl.cli import HelpFormatter
-from medssl.utils.process import run_logged
+from medssl.utils.process import (run_logged, schedule_options,
+                                  tool_command)
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 PROBE = 'configs/benchmarks/mmsegmentation/btcv/' \
@@ -69,10 +69,6 @@ def _run(cmd, log, dry, env):
     run_logged(cmd, log, cwd=REPO, env=env, tail_chars=2500)
 
 
-def _tool(*args):
-    return [sys.executable, osp.join(REPO, 'tools', args[0]), *args[1:]]
-
-
 def prepare_phantoms(work, shape, env, dry):
     raw, data = osp.join(work, 'raw'), osp.join(work, 'data')
     abd, btcv = osp.join(data, 'abdomen1k'), osp.join(data, 'btcv')
@@ -81,16 +77,16 @@ def prepare_phantoms(work, shape, env, dry):
            '35', '36', '37', '38', '39', '40']
     steps = [
         (osp.join(abd, 'summary.json'), [
-            _tool('misc/make_phantoms.py', osp.join(raw, 'abd'), '--layout',
+            tool_command('misc/make_phantoms.py', osp.join(raw, 'abd'), '--layout',
                   'abdomen1k', '--num-cases', '12', '--seed', '100',
                   '--shape', *shape),
-            _tool('dataset_converters/abdomen1k.py', osp.join(raw, 'abd'),
+            tool_command('dataset_converters/abdomen1k.py', osp.join(raw, 'abd'),
                   abd)]),
         (osp.join(btcv, 'summary.json'), [
-            _tool('misc/make_phantoms.py', osp.join(raw, 'btcv'), '--layout',
+            tool_command('misc/make_phantoms.py', osp.join(raw, 'btcv'), '--layout',
                   'btcv', '--num-cases', str(len(ids)), '--case-ids', *ids,
                   '--seed', '200', '--shape', *shape),
-            _tool('dataset_converters/btcv.py', osp.join(raw, 'btcv'),
+            tool_command('dataset_converters/btcv.py', osp.join(raw, 'btcv'),
                   btcv)]),
     ]
     for done, cmds in steps:
@@ -138,14 +134,13 @@ def main(argv=None):
         configs[name] = path
 
     it = args.pretrain_iters
-    sched = [f'train_cfg.max_iters={it}', f'param_scheduler.0.end={it}',
-             f'default_hooks.checkpoint.interval={it}']
+    sched = schedule_options(it)
 
     def pretrain_and_collapse(name, seed):
         wd = osp.join(work, 'pretrain', name, f'seed{seed}')
         ckpt = osp.join(wd, f'iter_{it}.pth')
         if not osp.exists(ckpt):
-            _run(_tool('train.py', configs[name], '--work-dir', wd,
+            _run(tool_command('train.py', configs[name], '--work-dir', wd,
                        '--cfg-options',
                        f'train_dataloader.dataset.data_root={abd}',
                        f'train_dataloader.batch_size={args.batch_size}',
@@ -157,7 +152,7 @@ def main(argv=None):
     def collapse(name, seed, config, ckpt):
         out = osp.join(work, 'collapse', name, f'seed{seed}')
         if not osp.exists(osp.join(out, 'collapse.json')):
-            _run(_tool('analysis_tools/collapse.py', config, ckpt, '--labels',
+            _run(tool_command('analysis_tools/collapse.py', config, ckpt, '--labels',
                        name, '--data-root', btcv, '--num-samples', '0',
                        '--seed', str(seed), '--out-dir', out, '--device',
                        'cpu', '--cfg-options',
@@ -170,9 +165,7 @@ def main(argv=None):
                  for loader in ('train_dataloader', 'val_dataloader',
                                 'test_dataloader')]
     pit = args.probe_iters
-    probe_opts = data_opts + [
-        f'train_cfg.max_iters={pit}', f'param_scheduler.0.end={pit}',
-        f'default_hooks.checkpoint.interval={pit}',
+    probe_opts = data_opts + schedule_options(pit) + [
         f'train_cfg.val_interval={pit}']
 
     def probe_run(name, seed, ckpt):
