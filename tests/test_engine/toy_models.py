@@ -32,3 +32,26 @@ class ToyData(Dataset):
         return dict(inputs=torch.randn(3, generator=g), labels=torch.ones(1))
 
 
+
+
+def make_toy_runner(work_dir, model, max_iters=3, ckpt_interval=None,
+                    momentum=0.9, **kwargs):
+    """An mmengine Runner training ``model`` on :class:`ToyData` for
+    ``max_iters`` iterations, a checkpoint every ``ckpt_interval``
+    (default: at the end)."""
+    from mmengine.runner import Runner
+    return Runner(
+        model=model,
+        work_dir=str(work_dir),
+        train_dataloader=dict(
+            dataset=ToyData(), batch_size=4,
+            collate_fn=dict(type='default_collate'),
+            sampler=dict(type='DefaultSampler', shuffle=False)),
+        optim_wrapper=dict(
+            optimizer=dict(type='SGD', lr=0.1, momentum=momentum)),
+        train_cfg=dict(by_epoch=False, max_iters=max_iters),
+        default_hooks=dict(checkpoint=dict(
+            type='CheckpointHook', interval=ckpt_interval or max_iters,
+            by_epoch=False)),
+        default_scope='medssl',
+        **kwargs)

@@ -107,21 +107,11 @@ def toy_runner_checkpoint(tmp_path):
     sys.path.insert(0, osp.join(osp.dirname(osp.dirname(__file__)),
                                 'test_engine'))
     try:
-        from toy_models import ToyData, ToyModel
+        from toy_models import ToyModel, make_toy_runner
     finally:
         sys.path.pop(0)
-    from mmengine.runner import Runner
-    Runner(model=ToyModel(), work_dir=str(tmp_path),
-           train_dataloader=dict(dataset=ToyData(), batch_size=4,
-                                 collate_fn=dict(type='default_collate'),
-                                 sampler=dict(type='DefaultSampler',
-                                              shuffle=False)),
-           optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)),
-           train_cfg=dict(by_epoch=False, max_iters=2),
-           default_hooks=dict(checkpoint=dict(type='CheckpointHook',
-                                              interval=2, by_epoch=False)),
-           default_scope='medssl',
-           experiment_name=f'ckpt_{osp.basename(tmp_path)}').train()
+    make_toy_runner(tmp_path, ToyModel(), max_iters=2, momentum=0.0,
+                    experiment_name=f'ckpt_{osp.basename(tmp_path)}').train()
     return str(tmp_path / 'iter_2.pth')
 
 
@@ -170,18 +160,9 @@ def _save_and_die(work_dir):
     import sys
     sys.path.insert(0, osp.join(osp.dirname(osp.dirname(__file__)),
                                 'test_engine'))
-    from mmengine.runner import Runner
-    from toy_models import ToyData, ToyModel
-    Runner(model=ToyModel(), work_dir=work_dir,
-           train_dataloader=dict(dataset=ToyData(), batch_size=4,
-                                 collate_fn=dict(type='default_collate'),
-                                 sampler=dict(type='DefaultSampler',
-                                              shuffle=False)),
-           optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)),
-           train_cfg=dict(by_epoch=False, max_iters=4),
-           default_hooks=dict(checkpoint=dict(type='CheckpointHook',
-                                              interval=2, by_epoch=False)),
-           default_scope='medssl', experiment_name='killed').train()
+    from toy_models import ToyModel, make_toy_runner
+    make_toy_runner(work_dir, ToyModel(), max_iters=4, ckpt_interval=2,
+                    momentum=0.0, experiment_name='killed').train()
 
 
 def test_kill_during_save_leaves_no_file_under_the_final_name(tmp_path):
