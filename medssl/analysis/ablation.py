@@ -31,6 +31,8 @@ __all__ = [
 _MEDMOCO = 'configs/selfsup/medmoco/'
 _SPECTRAL = dict(type='SpectralDecorrelationLoss', loss_weight=1.0)
 _SHUFFLED = dict(shuffle_groups=True, num_groups=32)
+# patch key for the view transforms: {transform type: {arg: value}}
+VIEWS = 'views'
 # name -> (config, merge_from_dict patch). Patches state every switch the
 # variant relies on, so the table does not change meaning when a config's
 # defaults change.
@@ -52,6 +54,17 @@ VARIANTS = OrderedDict([
     ('full', (_MEDMOCO + 'mocov2-local-decor_r18_1xb4-6it_phantom.py', {
         'model.decorrelation': _SHUFFLED,
         'model.decorrelation_loss': _SPECTRAL})),
+    # diagnosis rows (issue: does pretraining pay off in fine-tuning?)
+    ('full-perpos', (_MEDMOCO + 'mocov2-local-decor_r18_1xb4-6it_phantom.py', {
+        'model.decorrelation': _SHUFFLED,
+        'model.decorrelation_loss': dict(_SPECTRAL, per_position=True)})),
+    ('full-local1', (_MEDMOCO + 'mocov2-local-decor_r18_1xb4-6it_phantom.py', {
+        'model.decorrelation': _SHUFFLED, 'model.local_weight': 1.0,
+        'model.decorrelation_loss': _SPECTRAL})),
+    ('full-crop0.5', (_MEDMOCO + 'mocov2-local-decor_r18_1xb4-6it_phantom.py', {
+        'model.decorrelation': _SHUFFLED,
+        'model.decorrelation_loss': _SPECTRAL,
+        VIEWS: {'RandomResizedCropWithParams': dict(scale=(0.5, 1.0))}})),
 ])
 
 # Intensity augmentation levels: a factor on every magnitude (ranges shrink
@@ -99,6 +112,20 @@ def patch_intensity(pipeline: Sequence[dict], level: str) -> List[dict]:
     return out
 
 
+def patch_views(pipeline: Sequence[dict], views: Dict[str, dict]
+                ) -> List[dict]:
+    """``pipeline`` with the arguments of the view transforms named in
+    ``views`` (``{type: {arg: value}}``) replaced."""
+    out = []
+    for t in pipeline:
+        t = copy.deepcopy(dict(t))
+        if views and t.get('type') == 'MultiViewWithParams':
+            t['transforms'] = [[dict(v, **views.get(v.get('type'), {}))
+                                for v in view] for view in t['transforms']]
+        out.append(t)
+    return out
+
+
 def variant_config(repo: str, name: str, intensity: str = 'strong',
                    options: Optional[Dict] = None):
     """The mmengine Config of a variant (patched, intensity level applied,
@@ -106,9 +133,11 @@ def variant_config(repo: str, name: str, intensity: str = 'strong',
     from mmengine.config import Config
     path, patch = VARIANTS[name]
     cfg = Config.fromfile(osp.join(repo, path))
+    patch = dict(patch)
+    views = patch.pop(VIEWS, {})
     cfg.merge_from_dict(patch)  # dicts merge into the config's; None replaces
     ds = cfg.train_dataloader.dataset
-    ds.pipeline = patch_intensity(ds.pipeline, intensity)
+    ds.pipeline = patch_views(patch_intensity(ds.pipeline, intensity), views)
     if options:
         cfg.merge_from_dict(options)
     return cfg

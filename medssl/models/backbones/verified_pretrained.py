@@ -23,7 +23,7 @@ Usage in a config (default scope ``medssl``)::
                                 checkpoint='ssl.pth', prefix='backbone.'))
 """
 import logging
-from typing import Dict, Optional
+from typing import Dict, Optional, Sequence
 
 import torch
 from mmengine.logging import print_log
@@ -66,8 +66,12 @@ def verify_and_load(module: torch.nn.Module,
                     full_state: Dict[str, torch.Tensor],
                     prefix: Optional[str] = None,
                     max_missing_ratio: float = 0.5,
-                    source: str = '<state_dict>') -> dict:
+                    source: str = '<state_dict>',
+                    exclude: Sequence[str] = ()) -> dict:
     """Check ``full_state`` (prefix stripped) against ``module`` and load it.
+
+    ``exclude``: module key prefixes (e.g. ``'layer4.'``) not transferred:
+    they keep their initialisation and do not count as missing.
 
     Returns a dict with ``missing``, ``unexpected`` and ``loaded`` key lists.
     """
@@ -75,6 +79,9 @@ def verify_and_load(module: torch.nn.Module,
     if not state:
         raise ValueError(f'{source}: no keys with prefix {prefix!r} '
                          f'(first keys: {list(full_state)[:5]})')
+    exclude = tuple(exclude)
+    if exclude:
+        state = {k: v for k, v in state.items() if not k.startswith(exclude)}
 
     whitening = getattr(module, 'whitening', None)
     if whitening is not None and hasattr(whitening, 'load_folded') \
@@ -92,7 +99,8 @@ def verify_and_load(module: torch.nn.Module,
                 'the checkpoint has neither whitening.weight/bias (converted) '
                 f'nor {DECORR_MEAN}/{DECORR_WHITENING} (raw SSL)')
 
-    own = module.state_dict()
+    own = {k: v for k, v in module.state_dict().items()
+           if not (exclude and k.startswith(exclude))}
     own_keys = [k for k in own if 'num_batches_tracked' not in k]
     mismatched = [
         f'{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}'
@@ -139,11 +147,15 @@ class VerifiedPretrained:
         map_location (str): defaults to ``'cpu'``.
         max_missing_ratio (float): the largest tolerated fraction of model
             keys absent from the checkpoint. Defaults to 0.5.
+        exclude (Sequence[str]): module key prefixes left as initialised
+            (e.g. ``['layer4.']`` transfers the stem and layers 1-3 only).
     """
 
     def __init__(self, checkpoint: str, prefix: Optional[str] = None,
-                 map_location: str = 'cpu', max_missing_ratio: float = 0.5):
+                 map_location: str = 'cpu', max_missing_ratio: float = 0.5,
+                 exclude: Sequence[str] = ()):
         self.checkpoint = checkpoint
+        self.exclude = tuple(exclude)
         self.prefix = prefix
         self.map_location = map_location
         self.max_missing_ratio = max_missing_ratio
@@ -154,7 +166,8 @@ class VerifiedPretrained:
         # weights-only read (no code from the file runs), errors name it
         ckpt = load_checkpoint(self.checkpoint, self.map_location)
         verify_and_load(module, extract_state_dict(ckpt), self.prefix,
-                        self.max_missing_ratio, source=str(self.checkpoint))
+                        self.max_missing_ratio, source=str(self.checkpoint),
+                        exclude=self.exclude)
         if hasattr(module, '_params_init_info'):
             from mmengine.model.weight_init import update_init_info
             update_init_info(

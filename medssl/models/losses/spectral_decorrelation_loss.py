@@ -15,8 +15,9 @@ __all__ = ['SpectralDecorrelationLoss', 'spectral_entropy']
 def spectral_entropy(z: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
     """Shannon entropy of the normalised covariance spectrum of Z (N, D).
 
-    Computed from the N x N Gram matrix of the centred rows, which has the
-    same non-zero eigenvalues as the D x D covariance (cheap for N << D).
+    Computed from the N x N Gram matrix of the centred rows or the D x D
+    covariance, whichever is smaller (both have the same non-zero
+    eigenvalues).
     exp(entropy) is the effective rank of Roy & Vetterli (2007), the
     dimensional-collapse summary of Jing et al. (ICLR 2022).
 
@@ -29,7 +30,8 @@ def spectral_entropy(z: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
         scalar float64 tensor in [0, log(min(N - 1, D))].
     """
     zc = z.double() - z.double().mean(0, keepdim=True)
-    gram = zc @ zc.t() / z.shape[0]
+    gram = zc @ zc.t() if zc.shape[0] <= zc.shape[1] else zc.t() @ zc
+    gram = gram / z.shape[0]
     lam = torch.linalg.eigvalsh(gram).clamp_min(0.0)
     p = lam / lam.sum().clamp_min(eps)
     return -(p * torch.log(p.clamp_min(eps))).sum()
@@ -65,6 +67,11 @@ class SpectralDecorrelationLoss(nn.Module):
     rank = exp H) measured on training batches, so judge it by the
     downstream scores, not by the effective rank alone.
 
+    With ``per_position=True`` the samples are the N*H*W feature-map
+    positions instead of the N pooled vectors: the pooled batch has at most
+    N - 1 non-zero eigenvalues (3 at batch 4), the positions many more, so
+    the loss sees (and spreads) more of the D channels.
+
     Input: (N, C, H, W) feature map or (N, C) vectors. Output: scalar.
 
     Args:
@@ -72,20 +79,28 @@ class SpectralDecorrelationLoss(nn.Module):
         normalize: L2-normalise the pooled vectors first (as the collapse
             analysis does).
         gather: compute the spectrum of the global batch under DDP.
+        per_position: one sample per feature-map position (not pooled).
     """
 
     def __init__(self,
                  loss_weight: float = 1.0,
                  normalize: bool = True,
-                 gather: bool = True) -> None:
+                 gather: bool = True,
+                 per_position: bool = False) -> None:
         super().__init__()
         self.loss_weight = loss_weight
         self.normalize = normalize
         self.gather = gather
+        self.per_position = per_position
 
     def forward(self, feat: torch.Tensor,
                 weight: Optional[float] = None) -> torch.Tensor:
-        z = feat.float().mean((2, 3)) if feat.dim() == 4 else feat.float()
+        if feat.dim() == 4 and self.per_position:
+            z = feat.float().permute(0, 2, 3, 1).flatten(0, 2)
+        elif feat.dim() == 4:
+            z = feat.float().mean((2, 3))
+        else:
+            z = feat.float()
         if self.normalize:
             z = F.normalize(z, dim=1)
         if self.gather:
