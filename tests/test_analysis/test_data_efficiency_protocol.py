@@ -170,3 +170,22 @@ def test_printed_test_command_tests_the_same_checkpoint(capsys, tmp_path,
              if 'dist_test.sh' in ln]
     work = osp.join(str(tmp_path), 'ssl_4of4vol_seed0')
     assert len(tests) == 1 and expect.format(w=work) in tests[0]
+
+
+def test_collected_runs_say_which_checkpoint_was_tested(tmp_path):
+    """Runs launched from printed commands have no result.json: the kind
+    of the tested checkpoint comes from the log of tools/test.py."""
+    for name, line in (('ssl_1of4vol_seed0', 'best_mDice_iter_2.pth'),
+                       ('ssl_4of4vol_seed0', 'iter_4.pth'),
+                       ('random_4of4vol_seed0', None)):
+        test = tmp_path / name / 'test'
+        (test / '20260101_000000').mkdir(parents=True)
+        (test / 'volume_dice.json').write_text('{"mDice": 60.0}')
+        if line:
+            (test / '20260101_000000' / '20260101_000000.log').write_text(
+                '12/04 14:00:00 - mmengine - INFO - Load checkpoint from '
+                f'{tmp_path / name / line} (strict)\n')
+    got = {(r['method'], r['num_volumes']): r['tested']
+           for r in de.collect_results(str(tmp_path))}
+    assert got == {('ssl', 1): 'best', ('ssl', 4): 'last',
+                   ('random', 4): None}

@@ -19,7 +19,8 @@ from .reporting import (CSV_FIELDS, format_summary, plot_curves, read_csv,
                         write_csv, write_summary)
 from .running import (SubprocessRunner, best_checkpoint_glob,
                       checkpoint_kind, collect_results, find_checkpoint,
-                      job_record, read_metric, run_jobs)
+                      job_record, read_metric, read_tested_checkpoint,
+                      run_jobs)
 
 __all__ = [
     'RANDOM_INIT', 'OWN_REFERENCE', 'Job', 'annotation_efficiency_integral',
@@ -29,5 +30,5 @@ __all__ = [
     'write_summary', 'format_summary', 'plot_curves', 'parse_checkpoints',
     'backbone_has_init_cfg', 'train_split_cases', 'volume_count',
     'job_record', 'repo_root', 'CSV_FIELDS', 'save_best_key',
-    'checkpoint_kind', 'best_checkpoint_glob'
+    'checkpoint_kind', 'best_checkpoint_glob', 'read_tested_checkpoint'
 ]

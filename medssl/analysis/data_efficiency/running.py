@@ -17,7 +17,7 @@ from .planning import (Job, backbone_has_init_cfg, repo_root, save_best_key,
 __all__ = [
     'read_metric', 'best_checkpoint_glob', 'find_checkpoint',
     'checkpoint_kind', 'SubprocessRunner',
-    'job_record', 'run_jobs', 'collect_results'
+    'job_record', 'run_jobs', 'collect_results', 'read_tested_checkpoint'
 ]
 
 
@@ -226,7 +226,8 @@ def collect_results(work_root: str) -> List[Dict]:
     """Records of finished runs under ``work_root``: every ``result.json``,
     or, for runs launched with ``--print-commands`` (no ``result.json``), the
     mDice found in ``<run>/test`` with method, volume count and seed parsed
-    from the run directory name ``<method>_<k>of<N>vol_seed<s>``. Run
+    from the run directory name ``<method>_<k>of<N>vol_seed<s>`` and the
+    tested checkpoint's kind from the test log. Run
     directories without a volume count (``<method>_frac<r>_seed<s>``, made
     before true fractions were recorded) are skipped with a warning."""
     records = []
@@ -251,8 +252,26 @@ def collect_results(work_root: str) -> List[Dict]:
         score = read_metric(osp.join(d, 'test'))
         if score is not None:
             k, n = int(m['k']), int(m['n'])
+            tested = read_tested_checkpoint(osp.join(d, 'test'))
             records.append(
                 dict(method=m['method'], fraction=k / n, num_volumes=k,
                      total_volumes=n, nominal_fraction=None,
-                     seed=int(m['seed']), dice=score))
+                     seed=int(m['seed']), dice=score,
+                     tested=tested and checkpoint_kind(tested)))
     return records
+
+
+# the line tools/test.py logs once it has loaded the checkpoint
+_LOADED = re.compile(r'Load checkpoint from (?P<path>.+) \(strict\)')
+
+
+def read_tested_checkpoint(test_dir: str) -> Optional[str]:
+    """The checkpoint a ``tools/test.py`` run in ``test_dir`` loaded, from
+    its newest log (None if no log names one)."""
+    logs = glob.glob(osp.join(test_dir, '**', '*.log'), recursive=True)
+    for path in sorted(logs, key=osp.getmtime, reverse=True):
+        with open(path, errors='replace') as f:
+            found = _LOADED.findall(f.read())
+        if found:
+            return found[-1].strip()
+    return None
