@@ -25,8 +25,9 @@ class Job:
     ``fraction`` is the nominal fraction given to the dataset
     (``case_fraction``); the run trains on ``num_volumes`` of the
     ``total_volumes`` training volumes (``max(1, round(fraction * total))``,
-    :func:`medssl.datasets.btcv.select_case_fraction`), so its true fraction
-    is ``num_volumes / total_volumes``.
+    :func:`medssl.datasets.btcv.select_case_fraction`; given to the dataset
+    as ``num_cases``, see :func:`job_cfg_options`), so its true fraction is
+    ``num_volumes / total_volumes``.
     """
     method: str
     checkpoint: Optional[str]  # None = random init
