@@ -73,16 +73,18 @@ def test_summarize_by_hand():
     pr = s['ssl']['paired'][0.1]
     assert pr['seeds'] == [0, 1] and pr['mean_diff'] == pytest.approx(.3)
     assert pr['sd_diff'] == pytest.approx(0) and math.isnan(pr['p'])
-    # own reference: ((.55+.85)/2 * .9) / (.9 * .85)
-    assert s['ssl']['aei'] == pytest.approx(0.7 / 0.85)
+    # default reference = random init at full supervision (.75):
+    # ((.55+.85)/2 * .9) / (.9 * .75)
+    assert s['ssl']['aei'] == pytest.approx(0.7 / 0.75)
     assert s['random']['aei'] == pytest.approx(0.5 / 0.75)
     # equal variances .005, n=2: t = .3 / sqrt(.005/2 + .005/2) at r=.1
     assert s['ssl']['ttest'][0.1]['t'] == pytest.approx(0.3 / math.sqrt(.005))
     assert s['random']['ttest'] == {} and s['random']['paired'] == {}
-    # common reference = random init at full supervision
-    s2 = de.summarize(_records(), reference='random')
-    assert s2['ssl']['aei'] == pytest.approx(0.7 / 0.75)
-    assert s2['ssl']['reference_score'] == pytest.approx(0.75)
+    assert s['ssl']['reference_score'] == pytest.approx(0.75)
+    # each method's own reference: ssl / .85
+    s2 = de.summarize(_records(), reference=de.OWN_REFERENCE)
+    assert s2['ssl']['aei'] == pytest.approx(0.7 / 0.85)
+    assert s2['ssl']['reference_score'] == pytest.approx(0.85)
 
 
 def test_cfg_options_merge_into_configs(tmp_path):
@@ -211,7 +213,7 @@ def test_run_jobs_with_fake_runner_and_outputs(tmp_path):
         rows = list(csv.DictReader(f))
     assert len(rows) == 18  # failed runs too (dice nan)
     assert rows[0].keys() == {'method', 'fraction', 'num_volumes',
-                              'total_volumes', 'seed', 'dice'}
+                              'total_volumes', 'seed', 'dice', 'tested'}
     # the fraction recorded = volumes trained on / training volumes
     assert {(r['num_volumes'], r['total_volumes'], float(r['fraction']))
             for r in rows} == {('2', '20', 0.1), ('20', '20', 1.0)}
@@ -219,7 +221,9 @@ def test_run_jobs_with_fake_runner_and_outputs(tmp_path):
     assert set(summ) == {'random', 'ssl'}  # nan rows are dropped
     # ssl means: .5 + .03 + .01 = .54 and .5 + .3 + .01 = .81
     assert summ['ssl']['mean'] == pytest.approx([0.54, 0.81])
-    assert summ['ssl']['aei'] == pytest.approx((0.54 + 0.81) / 2 / 0.81)
+    # AEI reference: random init at r = 1, .3 + .3 + .01 = .61
+    assert summ['ssl']['reference'] == 'random'
+    assert summ['ssl']['aei'] == pytest.approx((0.54 + 0.81) / 2 / 0.61)
     # identical spread in both groups: t = .2 / sqrt(2 * 1e-4 / 3)
     assert summ['ssl']['ttest']['0.1']['t'] == pytest.approx(
         0.2 / math.sqrt(2e-4 / 3))
@@ -303,6 +307,7 @@ def test_auto_run_honours_gpus(tmp_path, monkeypatch):
     calls = []
     runner = de.SubprocessRunner('cfg.py', gpus=4)
     runner._replace_init = False
+    runner._save_best[()] = None  # 'cfg.py' is not read
     monkeypatch.setattr(runner, '_run', lambda cmd, log: calls.append(cmd))
     job = de.Job('random', None, 1.0, 0, str(tmp_path / 'j'))
     (tmp_path / 'j').mkdir()

@@ -21,6 +21,7 @@ SSL_CONFIG = osp.join(ROOT, 'configs', 'selfsup', 'simclr',
 def test_data_efficiency_end_to_end(btcv_slices_root, tmp_path):
     from mmengine.config import Config
 
+    from medssl.analysis.data_efficiency import read_tested_checkpoint
     from medssl.analysis.embeddings import build_ssl_model
     # an (untrained) SSL checkpoint with backbone.* keys, ResNet-18, 1 channel
     torch.manual_seed(0)
@@ -54,14 +55,20 @@ def test_data_efficiency_end_to_end(btcv_slices_root, tmp_path):
         assert 'error' not in res, res.get('error')
         assert math.isfinite(res['dice']) and 0 <= res['dice'] <= 100
         results[method] = res['dice']
+        # no save_best in the phantom config: the last checkpoint is
+        # tested, and tools/test.py's log names the file it loaded
+        assert res['tested'] == 'last'
+        assert read_tested_checkpoint(
+            str(work / f'{method}_1of2vol_seed0' / 'test')) == \
+            res['finetuned']
         # the fraction really reached the dataset: the train log names it
         log = (work / f'{method}_1of2vol_seed0' / 'train.out').read_text()
         assert 'case_fraction=0.5' in log and '1/2 cases' in log
     with open(work / 'data_efficiency.csv') as f:
         rows = list(csv.DictReader(f))
     assert {(r['method'], float(r['fraction']), int(r['num_volumes']),
-             int(r['seed'])) for r in rows} == {('random', 0.5, 1, 0),
-                                                ('ssl', 0.5, 1, 0)}
+             int(r['seed']), r['tested']) for r in rows} == {
+                 ('random', 0.5, 1, 0, 'last'), ('ssl', 0.5, 1, 0, 'last')}
     for r in rows:
         assert float(r['dice']) == pytest.approx(results[r['method']])
     summ = json.loads((work / 'data_efficiency_summary.json').read_text())

@@ -24,11 +24,15 @@ config's training split, or ``--train-volumes``); fractions selecting the
 same count run once. ``--gpus G > 1`` runs (and prints) the dist launchers.
 
 Outputs in ``--out-dir`` (default: the work dir): ``data_efficiency.csv``
-(method, fraction = volumes / N, num_volumes, total_volumes, seed, dice),
+(method, fraction = volumes / N, num_volumes, total_volumes, seed, dice,
+tested),
 ``data_efficiency.png`` (Dice vs true fraction, mean and 95 % CI band over
 seeds), ``data_efficiency_summary.json`` (per method and fraction: mean, sd,
 95 % t interval, n, paired comparison with random init over matching seeds,
-one-sided Welch test; the annotation-efficiency integral). See
+one-sided Welch test; the annotation-efficiency integral, normalised by
+scratch's full-data score unless ``--reference`` says otherwise). With
+``save_best`` in the config the checkpoint chosen on val is tested, else the
+last one (CSV column ``tested``). See
 :mod:`medssl.analysis.data_efficiency` and :mod:`medssl.analysis.stats`.
 """
 import argparse
@@ -73,8 +77,9 @@ def parse_args(argv=None):
     p.add_argument('--reference',
                    default=None,
                    help='method whose score at the largest fraction is '
-                   'score_full_supervised in the AEI (default: each '
-                   "method's own)")
+                   'score_full_supervised in the AEI of every method; '
+                   '"own": each method its own (default: random init, '
+                   'i.e. scratch, or own without random-init runs)')
     p.add_argument('--no-random',
                    action='store_true',
                    help='do not add the random-init baseline')
@@ -128,6 +133,17 @@ def report(records, out_dir, reference=None, baseline='random'):
     return summary
 
 
+def _tested_checkpoint(work_dir, save_best):
+    """Shell expression of the checkpoint a printed test command tests; it
+    is only known after training: the newest best-on-val one with
+    ``save_best``, else the one mmengine names in ``last_checkpoint``."""
+    from medssl.analysis.data_efficiency import best_checkpoint_glob
+    if save_best:
+        best = best_checkpoint_glob(save_best)
+        return f'"$(ls -t {shlex.quote(work_dir)}/{best} | head -n 1)"'
+    return f'"$(cat {shlex.quote(osp.join(work_dir, "last_checkpoint"))})"'
+
+
 def main(argv=None):
     args = parse_args(argv)
     from medssl.analysis import data_efficiency as de
@@ -150,6 +166,7 @@ def main(argv=None):
         job.extra_cfg_options = list(args.cfg_options)
     if args.print_commands:
         replace_init = de.backbone_has_init_cfg(args.config)
+        best = de.save_best_key(args.config, args.cfg_options)
         for job in jobs:
             print(
                 shlex.join(
@@ -161,10 +178,7 @@ def main(argv=None):
                                      init_type=args.init_type,
                                      replace_init=replace_init
                                      and job.checkpoint is not None)))
-            # the fine-tuned checkpoint is only known after training:
-            # mmengine names it in <work_dir>/last_checkpoint
-            sentinel = '__MEDSSL_LAST_CKPT__'
-            last = shlex.quote(osp.join(job.work_dir, 'last_checkpoint'))
+            sentinel = '__MEDSSL_CKPT__'
             print(
                 shlex.join(
                     de.test_command(args.config,
@@ -172,7 +186,9 @@ def main(argv=None):
                                     sentinel,
                                     launcher='dist',
                                     gpus=args.gpus)).replace(
-                                        sentinel, f'"$(cat {last})"'))
+                                        sentinel,
+                                        _tested_checkpoint(job.work_dir,
+                                                           best)))
         print(f'# afterwards: python {sys.argv[0]} --collect '
               f'{args.work_dir}')
         return

@@ -7,11 +7,14 @@ per-method summary over seeds (pure functions, tested by hand).
   volumes), ``score(r)`` the per-fraction mean score, linearly interpolated
   between measured fractions (``scipy.integrate.trapezoid``, exact for a
   piecewise-linear curve), ``[r_min, r_max]`` the measured range and
-  ``score_ref`` ("score_full_supervised", Rettenberger et al.) by default
-  the mean score of the **same method** at its largest fraction. With
-  ``reference=<method>`` it is that method's mean at its largest fraction,
-  which makes AEIs of different methods comparable. AEI = 1: a flat curve at
-  the full-supervision score.
+  ``score_ref`` ("score_full_supervised", Rettenberger et al.) the mean
+  score of one reference method at its largest fraction (not its best
+  score), by default the baseline (random init, i.e. scratch) for every
+  method, so AEIs of different methods are comparable: divided by its own
+  full-data score a method that is never worse than another can get the
+  lower AEI. ``reference='own'`` normalises each method by itself (also the
+  fallback without baseline runs); the summary names the reference used.
+  AEI = 1: a flat curve at the reference's full-supervision score.
 * :func:`summarize`: per method and fraction mean ± sd and the 95 % t
   interval over seeds (:mod:`medssl.analysis.stats`), a paired comparison
   with the baseline over the seeds both have, and a one-sided Welch test.
@@ -25,11 +28,13 @@ import numpy as np
 from medssl.analysis.stats import describe, paired_by_seed, welch_greater
 
 __all__ = [
-    'RANDOM_INIT', 'annotation_efficiency_integral', 'group_scores',
-    'summarize', 'welch_greater'
+    'RANDOM_INIT', 'OWN_REFERENCE', 'annotation_efficiency_integral',
+    'group_scores', 'summarize', 'welch_greater'
 ]
 
 RANDOM_INIT = 'random'
+# ``summarize(reference=OWN_REFERENCE)``: each method is its own AEI reference
+OWN_REFERENCE = 'own'
 
 
 def annotation_efficiency_integral(
@@ -97,26 +102,28 @@ def summarize(records: Sequence[Dict],
             ``dice`` (and optionally ``num_volumes``, ``total_volumes``).
         baseline: method compared against (random init).
         reference: method whose mean at its largest fraction is the AEI's
-            ``score_full_supervised``; None = each method's own.
+            ``score_full_supervised`` for every method; None = ``baseline``
+            when it has results, else each method's own;
+            :data:`OWN_REFERENCE` = each method's own.
         confidence: level of the t intervals.
 
     Returns:
         ``{method: {'fractions', 'num_volumes', 'mean', 'sd', 'ci_low',
-        'ci_high', 'n', 'aei', 'reference_score', 'paired': {fraction:
-        paired_by_seed(...)}, 'ttest': {fraction: {'t', 'p'}}}}``; ``sd`` and
-        the interval are NaN for a single seed. ``paired`` holds the seeds
-        both methods have (difference method - baseline, two-sided);
+        'ci_high', 'n', 'aei', 'reference', 'reference_fraction',
+        'reference_score', 'paired': {fraction: paired_by_seed(...)},
+        'ttest': {fraction: {'t', 'p'}}}}``; ``reference`` names the method
+        whose score at ``reference_fraction`` is ``reference_score``. ``sd``
+        and the interval are NaN for a single seed. ``paired`` holds the
+        seeds both methods have (difference method - baseline, two-sided);
         ``ttest`` the one-sided Welch test (unmatched seeds).
     """
     grouped = group_scores(records)
     volumes = {(r['method'], float(r['fraction'])): r.get('num_volumes')
                for r in records}
-    ref_score = None
-    if reference is not None:
-        if reference not in grouped:
-            raise KeyError(f'reference method {reference!r} has no results')
-        by_frac = grouped[reference]
-        ref_score = float(np.mean(list(by_frac[max(by_frac)].values())))
+    if reference is None:
+        reference = baseline if baseline in grouped else OWN_REFERENCE
+    if reference != OWN_REFERENCE and reference not in grouped:
+        raise KeyError(f'reference method {reference!r} has no results')
     base = grouped.get(baseline, {})
     out = OrderedDict()
     for method, by_frac in grouped.items():
@@ -124,7 +131,11 @@ def summarize(records: Sequence[Dict],
                  for v in by_frac.values()]
         fracs = list(by_frac)
         means = [d['mean'] for d in stats]
-        this_ref = ref_score if ref_score is not None else means[-1]
+        ref = method if reference == OWN_REFERENCE else reference
+        # the score at the reference's largest fraction (full data), not its
+        # best one: a curve may peak below full data
+        ref_frac = max(grouped[ref])
+        ref_score = float(np.mean(list(grouped[ref][ref_frac].values())))
         paired, tests = OrderedDict(), OrderedDict()
         if method != baseline:
             for f, v in by_frac.items():
@@ -143,8 +154,10 @@ def summarize(records: Sequence[Dict],
             ci_low=[d['ci_low'] for d in stats],
             ci_high=[d['ci_high'] for d in stats],
             n=[d['n'] for d in stats],
-            aei=annotation_efficiency_integral(fracs, means, this_ref),
-            reference_score=this_ref,
+            aei=annotation_efficiency_integral(fracs, means, ref_score),
+            reference=ref,
+            reference_fraction=ref_frac,
+            reference_score=ref_score,
             paired=paired,
             ttest=tests)
     return out

@@ -9,12 +9,12 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence
 
-from .maths import RANDOM_INIT
+from .maths import OWN_REFERENCE, RANDOM_INIT
 
 __all__ = [
     'Job', 'parse_checkpoints', 'volume_count', 'train_split_cases',
-    'make_jobs', 'backbone_has_init_cfg', 'job_cfg_options', 'train_command',
-    'test_command', 'repo_root'
+    'make_jobs', 'backbone_has_init_cfg', 'save_best_key', 'job_cfg_options',
+    'train_command', 'test_command', 'repo_root'
 ]
 
 
@@ -25,8 +25,9 @@ class Job:
     ``fraction`` is the nominal fraction given to the dataset
     (``case_fraction``); the run trains on ``num_volumes`` of the
     ``total_volumes`` training volumes (``max(1, round(fraction * total))``,
-    :func:`medssl.datasets.btcv.select_case_fraction`), so its true fraction
-    is ``num_volumes / total_volumes``.
+    :func:`medssl.datasets.btcv.select_case_fraction`; given to the dataset
+    as ``num_cases``, see :func:`job_cfg_options`), so its true fraction is
+    ``num_volumes / total_volumes``.
     """
     method: str
     checkpoint: Optional[str]  # None = random init
@@ -64,6 +65,10 @@ def parse_checkpoints(items: Sequence[str]) -> 'OrderedDict[str, str]':
             name = osp.splitext(osp.basename(item))[0]
         if name == RANDOM_INIT:
             raise ValueError(f'{RANDOM_INIT!r} is reserved for random init')
+        if name == OWN_REFERENCE:
+            raise ValueError(f'{OWN_REFERENCE!r} is reserved (--reference '
+                             f'{OWN_REFERENCE}: each method its own AEI '
+                             'reference)')
         if name in out:
             raise ValueError(f'duplicate checkpoint name {name!r}')
         out[name] = path
@@ -161,23 +166,44 @@ def backbone_has_init_cfg(config: str) -> bool:
     return 'init_cfg' in cfg.get('model', {}).get('backbone', {})
 
 
+def save_best_key(config: str,
+                  cfg_options: Sequence[str] = ()) -> Optional[str]:
+    """The metric whose best-on-val checkpoint the config's CheckpointHook
+    keeps (``default_hooks.checkpoint.save_best``, the first of a list;
+    ``'auto'`` as given), None when it keeps none."""
+    cfg = _merged_config(config, cfg_options)
+    hook = cfg.get('default_hooks', {}).get('checkpoint') or {}
+    key = hook.get('save_best')
+    if isinstance(key, (list, tuple)):
+        key = key[0] if key else None
+    return key or None
+
+
 def job_cfg_options(job: Job,
                     ckpt_prefix: str = 'backbone.',
                     init_type: str = 'VerifiedPretrained',
                     replace_init: bool = True) -> List[str]:
     """``--cfg-options`` items for a job (``key=value`` strings).
 
-    Sets the case fraction and its sampling seed, the global seed and the
-    backbone initialisation: an ``init_type`` init_cfg (default medssl's
-    ``VerifiedPretrained``, which fails loudly on shape mismatches or mostly
-    missing keys; mmengine's ``Pretrained`` also works) reading the keys under
-    ``ckpt_prefix`` of the SSL checkpoint, or ``init_cfg=None`` (random init).
+    Sets the case fraction, the volume count (``num_cases`` = the job's
+    ``num_volumes``, or None so that the fraction decides: a config's own
+    ``num_cases`` would otherwise win), their sampling seed, the global seed
+    and the backbone initialisation: an ``init_type`` init_cfg (default
+    medssl's ``VerifiedPretrained``, which fails loudly on shape mismatches or
+    mostly missing keys; mmengine's ``Pretrained`` also works) reading the
+    keys under ``ckpt_prefix`` of the SSL checkpoint, or ``init_cfg=None``
+    (random init).
     ``replace_init``: the config already sets an init_cfg (see
     :func:`backbone_has_init_cfg`), so ``_delete_=True`` is added.
     The job's ``extra_cfg_options`` come last.
     """
+    # The dataset's ``num_cases`` overrides ``case_fraction`` (the ``*_<k>vol``
+    # configs set it), so it is pinned to the planned count: the run trains on
+    # the volumes its record says, whatever the config fixed.
+    num_cases = 'None' if job.num_volumes is None else job.num_volumes
     opts = [
         f'train_dataloader.dataset.case_fraction={job.fraction:g}',
+        f'train_dataloader.dataset.num_cases={num_cases}',
         f'train_dataloader.dataset.fraction_seed={job.seed}',
         f'randomness.seed={job.seed}',
         'model.pretrained=None',

@@ -12,9 +12,10 @@ import numpy as np
 __all__ = ['CSV_FIELDS', 'write_csv', 'read_csv', 'write_summary',
            'format_summary', 'plot_curves']
 
-# fraction = true fraction (num_volumes / total_volumes)
+# fraction = true fraction (num_volumes / total_volumes); tested = which
+# fine-tuned checkpoint was tested ('best' on val or 'last')
 CSV_FIELDS = ('method', 'fraction', 'num_volumes', 'total_volumes', 'seed',
-              'dice')
+              'dice', 'tested')
 
 
 def write_csv(records: Sequence[Dict], path: str) -> None:
@@ -38,7 +39,8 @@ def read_csv(path: str) -> List[Dict]:
             dict(method=row['method'], fraction=float(row['fraction']),
                  num_volumes=num(row.get('num_volumes'), int),
                  total_volumes=num(row.get('total_volumes'), int),
-                 seed=int(row['seed']), dice=float(row['dice']))
+                 seed=int(row['seed']), dice=float(row['dice']),
+                 tested=row.get('tested') or None)
             for row in csv.DictReader(f)
         ]
 
@@ -88,9 +90,10 @@ def format_summary(summary: Dict, baseline: str = 'random') -> str:
                 f'{"[" + f(s["ci_low"][i]) + ", " + f(s["ci_high"][i]) + "]":>17}'  # noqa: E501
                 f'{s["n"][i]:>3}  {diff:<26}{p_pair:>10}'
                 f'{"" if p_w is None else f(p_w, ".3g"):>10}')
-        lines.append(f'{method:<14} AEI = {s["aei"]:.4f} (reference score '
-                     f'{s["reference_score"]:.4f}; vs {baseline}: paired '
-                     'difference = method - baseline)')
+        lines.append(f'{method:<14} AEI = {s["aei"]:.4f} (reference: '
+                     f'{s["reference"]} at r={s["reference_fraction"]:.4g}, '
+                     f'score {s["reference_score"]:.4f}; vs {baseline}: '
+                     'paired difference = method - baseline)')
     return '\n'.join(lines)
 
 

@@ -11,12 +11,13 @@ import warnings
 from typing import Callable, Dict, List, Optional, Sequence
 
 from medssl.utils.process import run_logged
-from .planning import (Job, backbone_has_init_cfg, repo_root, test_command,
-                       train_command)
+from .planning import (Job, backbone_has_init_cfg, repo_root, save_best_key,
+                       test_command, train_command)
 
 __all__ = [
-    'read_metric', 'find_checkpoint', 'SubprocessRunner', 'job_record',
-    'run_jobs', 'collect_results'
+    'read_metric', 'best_checkpoint_glob', 'find_checkpoint',
+    'checkpoint_kind', 'SubprocessRunner',
+    'job_record', 'run_jobs', 'collect_results', 'read_tested_checkpoint'
 ]
 
 
@@ -65,9 +66,28 @@ def read_metric(work_dir: str) -> Optional[float]:
     return None
 
 
-def find_checkpoint(work_dir: str) -> Optional[str]:
-    """Checkpoint named by mmengine's ``last_checkpoint`` file, else the
+def best_checkpoint_glob(save_best: str) -> str:
+    """File pattern of mmengine's best-on-val checkpoint for a ``save_best``
+    key (``best_<key>_<iter|epoch>_<n>.pth``, '/' in the key as '_')."""
+    if save_best == 'auto':
+        return 'best_*.pth'
+    return f"best_{save_best.replace('/', '_')}_*.pth"
+
+
+def find_checkpoint(work_dir: str,
+                    save_best: Optional[str] = None) -> Optional[str]:
+    """The checkpoint to test: with ``save_best`` (the config's
+    ``default_hooks.checkpoint.save_best``) the best-on-val one mmengine
+    keeps as ``best_<key>_<iter|epoch>_<n>.pth``; otherwise, or when there is
+    none (a warning says so), the one named by ``last_checkpoint``, else the
     newest ``*.pth`` in ``work_dir``."""
+    if save_best:
+        pattern = best_checkpoint_glob(save_best)
+        best = glob.glob(osp.join(work_dir, pattern))
+        if best:
+            return max(best, key=osp.getmtime)
+        warnings.warn(f'{work_dir}: save_best={save_best!r} but no {pattern} '
+                      '(no validation ran?): testing the last checkpoint')
     last = osp.join(work_dir, 'last_checkpoint')
     if osp.isfile(last):
         with open(last) as f:
@@ -80,11 +100,19 @@ def find_checkpoint(work_dir: str) -> Optional[str]:
     return max(pths, key=osp.getmtime) if pths else None
 
 
+def checkpoint_kind(path: str) -> str:
+    """``'best'`` for a best-on-val checkpoint (mmengine's ``best_*`` name),
+    else ``'last'``."""
+    return 'best' if osp.basename(path).startswith('best_') else 'last'
+
+
 class SubprocessRunner:
     """Default ``train_fn`` / ``test_fn``: run ``tools/train.py`` and
     ``tools/test.py`` as subprocesses, one job after the other; with
     ``gpus > 1`` through ``tools/dist_train.sh`` / ``dist_test.sh`` on that
-    many GPUs. Logs go to ``<work_dir>/{train,test}.out``."""
+    many GPUs. Logs go to ``<work_dir>/{train,test}.out``. The checkpoint
+    tested is the one chosen on val when the config sets ``save_best``
+    (:func:`find_checkpoint`), the last one otherwise."""
 
     def __init__(self,
                  config: str,
@@ -99,6 +127,7 @@ class SubprocessRunner:
         self.gpus = gpus
         self.launcher = 'dist' if gpus > 1 else 'python'
         self._replace_init = None
+        self._save_best = {}  # extra cfg-options -> save_best key
         self.env = env
         self.timeout = timeout
 
@@ -117,7 +146,10 @@ class SubprocessRunner:
                           replace_init=self._replace_init
                           and job.checkpoint is not None),
             osp.join(job.work_dir, 'train.out'))
-        ckpt = find_checkpoint(job.work_dir)
+        opts = tuple(job.extra_cfg_options)
+        if opts not in self._save_best:
+            self._save_best[opts] = save_best_key(self.config, opts)
+        ckpt = find_checkpoint(job.work_dir, self._save_best[opts])
         if ckpt is None:
             raise RuntimeError(f'no checkpoint in {job.work_dir}')
         return ckpt
@@ -139,7 +171,7 @@ def job_record(job: Job, dice: float = float('nan')) -> Dict:
     return dict(method=job.method, fraction=job.true_fraction,
                 num_volumes=job.num_volumes, total_volumes=job.total_volumes,
                 nominal_fraction=job.fraction, seed=job.seed, dice=dice,
-                checkpoint=job.checkpoint)
+                checkpoint=job.checkpoint, tested=None)
 
 
 def run_jobs(jobs: Sequence[Job],
@@ -172,6 +204,7 @@ def run_jobs(jobs: Sequence[Job],
                 ckpt = train_fn(job)
                 rec['dice'] = float(test_fn(job, ckpt))
                 rec['finetuned'] = ckpt
+                rec['tested'] = checkpoint_kind(ckpt)
             except Exception as exc:  # noqa: BLE001 (keep the protocol going)
                 rec['error'] = f'{type(exc).__name__}: {exc}'[-2000:]
             os.makedirs(job.work_dir, exist_ok=True)
@@ -193,7 +226,8 @@ def collect_results(work_root: str) -> List[Dict]:
     """Records of finished runs under ``work_root``: every ``result.json``,
     or, for runs launched with ``--print-commands`` (no ``result.json``), the
     mDice found in ``<run>/test`` with method, volume count and seed parsed
-    from the run directory name ``<method>_<k>of<N>vol_seed<s>``. Run
+    from the run directory name ``<method>_<k>of<N>vol_seed<s>`` and the
+    tested checkpoint's kind from the test log. Run
     directories without a volume count (``<method>_frac<r>_seed<s>``, made
     before true fractions were recorded) are skipped with a warning."""
     records = []
@@ -218,8 +252,26 @@ def collect_results(work_root: str) -> List[Dict]:
         score = read_metric(osp.join(d, 'test'))
         if score is not None:
             k, n = int(m['k']), int(m['n'])
+            tested = read_tested_checkpoint(osp.join(d, 'test'))
             records.append(
                 dict(method=m['method'], fraction=k / n, num_volumes=k,
                      total_volumes=n, nominal_fraction=None,
-                     seed=int(m['seed']), dice=score))
+                     seed=int(m['seed']), dice=score,
+                     tested=tested and checkpoint_kind(tested)))
     return records
+
+
+# the line tools/test.py logs once it has loaded the checkpoint
+_LOADED = re.compile(r'Load checkpoint from (?P<path>.+) \(strict\)')
+
+
+def read_tested_checkpoint(test_dir: str) -> Optional[str]:
+    """The checkpoint a ``tools/test.py`` run in ``test_dir`` loaded, from
+    its newest log (None if no log names one)."""
+    logs = glob.glob(osp.join(test_dir, '**', '*.log'), recursive=True)
+    for path in sorted(logs, key=osp.getmtime, reverse=True):
+        with open(path, errors='replace') as f:
+            found = _LOADED.findall(f.read())
+        if found:
+            return found[-1].strip()
+    return None

@@ -4,7 +4,9 @@ Raw layout: ``<root>/AbdomenCT-1K-ImagePart*/Case_00001_0000.nii.gz`` (images
 may be spread over several parts) and, optionally,
 ``<root>/Mask/Case_00001.nii.gz``. Case id = image stem without the ``_0000``
 channel suffix. Writes ``splits/pretrain.txt``: slices that contain body (all-
-air slices dropped by default).
+air slices dropped by default) of every case except the val and test volumes
+of the segmentation split (:func:`segmentation_split`), which pretraining
+must not see.
 """
 import json
 import os.path as osp
@@ -66,7 +68,8 @@ def convert_abdomen1k(root: str,
     16-bit PNG (``'png'``); label slices are uint8 PNG either way.
     ``val_every``: the cases with masks are also split by volume for
     segmentation (:func:`segmentation_split`): ``splits/test.txt`` (held
-    out), ``splits/val.txt`` (model selection) and ``splits/train.txt``.
+    out), ``splits/val.txt`` (model selection) and ``splits/train.txt``;
+    ``splits/pretrain.txt`` leaves the val and test cases out.
     """
     specs = find_abdomen1k_cases(root, img_glob, mask_glob, with_masks)
     opts = ConvertOptions(
@@ -81,11 +84,15 @@ def convert_abdomen1k(root: str,
     if not converted:
         raise ConversionError(f'no case of {root} could be converted: '
                               f'{skipped}')
-    splits = dict(pretrain=write_split_files(
-        out_dir, 'pretrain', [r['case'] for r in converted]))
     cases = [r['case'] for r in converted]
-    for split, cases in segmentation_split(out_dir, cases, val_every).items():
-        splits[split] = write_split_files(out_dir, split, cases)
+    seg = segmentation_split(out_dir, cases, val_every)
+    # pretraining must not see the volumes segmentation is selected (val) or
+    # judged (test) on; the masked training cases stay in, as unlabelled data
+    held_out = set(seg.get('val', [])) | set(seg.get('test', []))
+    splits = dict(pretrain=write_split_files(
+        out_dir, 'pretrain', [c for c in cases if c not in held_out]))
+    for split, split_cases in seg.items():
+        splits[split] = write_split_files(out_dir, split, split_cases)
     return write_summary(out_dir, 'abdomen1k', converted, skipped, splits,
                          img_format)
 

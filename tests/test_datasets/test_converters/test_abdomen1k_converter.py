@@ -49,17 +49,21 @@ def test_pretrain_split_drops_air_slices(abdomen1k_slices_root):
                 osp.join(out, 'ann_dir', name + '.png'), cv2.IMREAD_UNCHANGED)
             assert np.array_equal(lbl, canonical_to_slice(ph['label'], z))
             assert lbl.max() <= 4
-    assert names == sorted(expected)
+    # pretraining: every body slice but those of the val / test volumes
+    with open(osp.join(out, 'splits', 'train_cases.txt')) as f:
+        train = f.read().split()
+    assert names == sorted(n for n in expected
+                           if n.rsplit('_', 1)[0] in train)
     with open(osp.join(out, 'summary.json')) as f:
         summary = json.load(f)
-    assert summary['slices'] == len(names)
+    assert summary['slices'] == len(expected)
     assert summary['img_format'] == 'npy'
-    # pretraining: every body slice; segmentation: the masked cases by volume
+    # segmentation: the masked cases (all 4 here) by volume
     assert summary['splits']['pretrain'] == len(names)
     assert sum(summary['splits'][k] for k in ('train', 'val', 'test')) == \
-        len(names)
+        len(expected)
     with open(osp.join(out, 'splits', 'pretrain_cases.txt')) as f:
-        assert f.read().split() == [f'Case_{i:05d}' for i in range(1, 5)]
+        assert f.read().split() == train
 
 
 def test_options_keep_empty_no_masks_glob(tmp_path):

@@ -14,19 +14,22 @@ def test_split_files_by_volume(abdomen1k_slices_root):
     splits = osp.join(abdomen1k_slices_root, 'splits')
     cases = {k: _read(osp.join(splits, f'{k}_cases.txt'))
              for k in ('train', 'val', 'test')}
-    pretrain = _read(osp.join(splits, 'pretrain_cases.txt'))
+    with open(osp.join(abdomen1k_slices_root, 'summary.json')) as f:
+        converted = json.load(f)['cases']
     # 4 masked phantom cases, every 5th -> test, every 5th of the rest ->
     # val: the fallbacks keep one case each
     assert [len(cases[k]) for k in ('train', 'val', 'test')] == [2, 1, 1]
-    assert set().union(*cases.values()) == set(pretrain)
-    assert sum(map(len, cases.values())) == len(pretrain)  # disjoint
+    assert set().union(*cases.values()) == set(converted)
+    assert sum(map(len, cases.values())) == len(converted)  # disjoint
+    # pretraining sees the training volumes only, never val / test
+    assert _read(osp.join(splits, 'pretrain_cases.txt')) == cases['train']
     # no slice of a val/test volume is in another split
     for k, cs in cases.items():
         slices = _read(osp.join(splits, f'{k}.txt'))
         assert slices and {s.rsplit('_', 1)[0] for s in slices} == set(cs)
     # deterministic: the same rule gives the same split
-    again = segmentation_split(abdomen1k_slices_root, list(reversed(pretrain)),
-                               5)
+    again = segmentation_split(abdomen1k_slices_root,
+                               list(reversed(converted)), 5)
     assert again == cases
     assert segmentation_split(abdomen1k_slices_root, [], 5) == {}
 
