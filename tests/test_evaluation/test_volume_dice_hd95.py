@@ -99,6 +99,16 @@ def test_hd95_mask_touching_the_array_border():
     assert hd95_mm(gt, pred, (2.0, 0.7, 0.9)) == pytest.approx(6.0)
 
 
+def test_hd95_cube_shift_and_empty():
+    # two cubes shifted by 2 voxels along z (spacing 3 mm) -> HD95 = 6 mm
+    gt = np.zeros((10, 10, 10), bool)
+    gt[2:6, 2:6, 2:6] = True
+    pred = np.roll(gt, 2, axis=2)
+    assert hd95_mm(pred, gt, [1, 1, 3]) == pytest.approx(6.0)
+    assert np.isnan(hd95_mm(pred, np.zeros_like(gt), [1, 1, 1]))
+    assert volume_diagonal_mm((3, 4, 2), (1., 1., 6.)) == pytest.approx(13.)
+
+
 def _sample(path, pred, gt):
     return dict(img_path=path,
                 pred_sem_seg=dict(data=torch.as_tensor(pred)[None]),
