@@ -19,7 +19,7 @@ Usage in a tool::
 import argparse
 
 __all__ = ['HelpFormatter', 'add_worker_args', 'worker_kwargs',
-           'add_device_arg', 'resolve_device']
+           'add_empty_slice_args', 'add_device_arg', 'resolve_device']
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter,
@@ -49,6 +49,20 @@ def worker_kwargs(args: argparse.Namespace) -> dict:
     """The converter keyword arguments of :func:`add_worker_args`."""
     return dict(nproc=args.nproc, threads=args.threads,
                 img_format=args.img_format, on_error=args.on_error)
+
+
+def add_empty_slice_args(p: argparse.ArgumentParser,
+                         keep_by_default: bool) -> None:
+    """``--keep-empty`` / ``--no-keep-empty`` (-> ``args.keep_empty``), the
+    same name on every converter; only the default differs per dataset.
+    ``--drop-empty`` is a hidden alias of ``--no-keep-empty`` (the BTCV
+    converter's option name in scripts written for it)."""
+    p.add_argument('--keep-empty', action=argparse.BooleanOptionalAction,
+                   default=keep_by_default,
+                   help='keep slices without body (all air); '
+                   '--no-keep-empty drops them')
+    p.add_argument('--drop-empty', dest='keep_empty', action='store_false',
+                   help=argparse.SUPPRESS)
 
 
 def add_device_arg(p: argparse.ArgumentParser) -> None:
