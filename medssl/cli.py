@@ -25,7 +25,19 @@ __all__ = ['HelpFormatter', 'add_worker_args', 'worker_kwargs',
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter,
                     argparse.RawDescriptionHelpFormatter):
     """``--help`` shows every option's default; description and epilog
-    (the examples) keep their line breaks."""
+    (the examples) keep their line breaks.
+
+    A help text that already says ``(default ...`` in words keeps only its
+    own wording, and a positional argument without a default shows none
+    (instead of ``(default: None)``)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ''
+        if '(default' in text and '%(default)' not in text:
+            return text
+        if not action.option_strings and action.default is None:
+            return text
+        return super()._get_help_string(action)
 
 
 def add_worker_args(p: argparse.ArgumentParser) -> None:
