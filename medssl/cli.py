@@ -19,13 +19,25 @@ Usage in a tool::
 import argparse
 
 __all__ = ['HelpFormatter', 'add_worker_args', 'worker_kwargs',
-           'add_device_arg', 'resolve_device']
+           'add_empty_slice_args', 'add_device_arg', 'resolve_device']
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter,
                     argparse.RawDescriptionHelpFormatter):
     """``--help`` shows every option's default; description and epilog
-    (the examples) keep their line breaks."""
+    (the examples) keep their line breaks.
+
+    A help text that already says ``(default ...`` in words keeps only its
+    own wording, and a positional argument without a default shows none
+    (instead of ``(default: None)``)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ''
+        if '(default' in text and '%(default)' not in text:
+            return text
+        if not action.option_strings and action.default is None:
+            return text
+        return super()._get_help_string(action)
 
 
 def add_worker_args(p: argparse.ArgumentParser) -> None:
@@ -49,6 +61,20 @@ def worker_kwargs(args: argparse.Namespace) -> dict:
     """The converter keyword arguments of :func:`add_worker_args`."""
     return dict(nproc=args.nproc, threads=args.threads,
                 img_format=args.img_format, on_error=args.on_error)
+
+
+def add_empty_slice_args(p: argparse.ArgumentParser,
+                         keep_by_default: bool) -> None:
+    """``--keep-empty`` / ``--no-keep-empty`` (-> ``args.keep_empty``), the
+    same name on every converter; only the default differs per dataset.
+    ``--drop-empty`` is a hidden alias of ``--no-keep-empty`` (the BTCV
+    converter's option name in scripts written for it)."""
+    p.add_argument('--keep-empty', action=argparse.BooleanOptionalAction,
+                   default=keep_by_default,
+                   help='keep slices without body (all air); '
+                   '--no-keep-empty drops them')
+    p.add_argument('--drop-empty', dest='keep_empty', action='store_false',
+                   help=argparse.SUPPRESS)
 
 
 def add_device_arg(p: argparse.ArgumentParser) -> None:

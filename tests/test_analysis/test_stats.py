@@ -44,3 +44,24 @@ def test_welch_one_sided():
     assert t == pytest.approx(2 / math.sqrt(2 / 3))
     assert 0 < p < 0.05
     assert all(math.isnan(v) for v in stats.welch_greater([1.], [2., 3.]))
+
+
+def test_welch_unequal_sizes_and_variances_by_hand():
+    """a = 2, 4, 6, 8 (mean 5, var 20/3), b = 1, 2 (mean 1.5, var 1/2).
+    Welch: se^2 = (20/3)/4 + (1/2)/2 = 23/12, t = 3.5 / sqrt(23/12),
+    df = (23/12)^2 / ((5/3)^2/3 + (1/4)^2/1) (Welch-Satterthwaite),
+    p = P(T_df > t). Student's pooled test would give t = 3.5 /
+    sqrt(5.125 * (1/4 + 1/2)) = 1.785 with df 4."""
+    from scipy import stats as sps
+    t, p = stats.welch_greater([2, 4, 6, 8], [1, 2])
+    t_hand = 3.5 / math.sqrt(23 / 12)
+    df = (23 / 12)**2 / ((5 / 3)**2 / 3 + (1 / 4)**2 / 1)
+    assert t == pytest.approx(t_hand) and t == pytest.approx(2.5281, abs=1e-4)
+    assert df == pytest.approx(3.7166, abs=1e-4)
+    assert p == pytest.approx(sps.t.sf(t_hand, df))
+    assert p == pytest.approx(
+        sps.ttest_ind([2, 4, 6, 8], [1, 2], equal_var=False,
+                      alternative='greater').pvalue)
+    # one-sided: the reverse hypothesis gets the other tail
+    t2, p2 = stats.welch_greater([1, 2], [2, 4, 6, 8])
+    assert t2 == pytest.approx(-t_hand) and p2 == pytest.approx(1 - p)

@@ -9,7 +9,8 @@ import torch
 from scipy import ndimage
 
 from medssl.evaluation import VolumeDiceMetric
-from medssl.evaluation.metrics.volume_dice import hd95_mm, volume_diagonal_mm
+from medssl.evaluation.metrics.volume_dice import (hd95_mm, surface_mask,
+                                                   volume_diagonal_mm)
 
 
 def reference_hd95(a, b, spacing):
@@ -55,30 +56,47 @@ def test_hd95_equals_reference_on_anisotropic_irregular_masks(seed):
     assert hd95_mm(gt, pred, spacing) == pytest.approx(ours)  # symmetric
 
 
-def test_full_block_erosion_would_fail_the_reference():
-    """The reference can tell the 6-neighbour surface from the old 3x3x3
-    one (which reported 0 mm for imperfect irregular predictions)."""
-    rng = np.random.default_rng(3)
-    spacing = (0.8, 0.7, 2.5)
-    differs = 0
-    for _ in range(3):
-        gt = blob(rng, (28, 24, 12), 0.05)
-        pred = np.where(blob(rng, gt.shape, 0.1), ndimage.binary_dilation(gt),
-                        ndimage.binary_erosion(gt))
+def test_surface_is_the_6_neighbour_rule_with_background_outside():
+    """``surface_mask`` on a hand-drawn mask. A 5x5 square with its 2x2
+    corner cut off, 3 slices thick. The two outer slices are surface (z
+    neighbour outside the array = background). In the middle slice a pixel
+    is interior when its 4 in-plane neighbours are in the mask: 6 pixels,
+    among them the concave corner (3, 3) whose *diagonal* neighbour (2, 4)
+    is outside -- interior for the 6-neighbour cross, surface for a full
+    3x3x3 block."""
+    plane = np.zeros((7, 7), bool)
+    plane[1:6, 1:6] = True
+    plane[1:3, 4:6] = False
+    mask = np.repeat(plane[..., None], 3, axis=2)
+    interior = np.zeros((7, 7), bool)
+    for r, c in [(2, 2), (3, 2), (3, 3), (4, 2), (4, 3), (4, 4)]:
+        interior[r, c] = True
+    expected = mask.copy()
+    expected[..., 1] &= ~interior
+    surf = surface_mask(mask)
+    np.testing.assert_array_equal(surf, expected)
+    assert surf.sum() == 3 * 21 - 6
+    # a mask filling the whole array: every voxel but the centre touches
+    # the outside, which is background
+    full = surface_mask(np.ones((3, 3, 3), bool))
+    assert full.sum() == 26 and not full[1, 1, 1]
 
-        def thick(m):
-            return m & ~ndimage.binary_erosion(m, np.ones((3, 3, 3)))
 
-        sp, sg = thick(pred), thick(gt)
-        old = max(
-            np.percentile(
-                ndimage.distance_transform_edt(~sg, sampling=spacing)[sp],
-                95),
-            np.percentile(
-                ndimage.distance_transform_edt(~sp, sampling=spacing)[sg],
-                95))
-        differs += abs(old - reference_hd95(pred, gt, spacing)) > 0.05
-    assert differs >= 2
+def test_hd95_mask_touching_the_array_border():
+    """GT fills the whole 6x3x3 array, the prediction its first half.
+    Outside the array is background, so the GT surface is its shell (50
+    voxels) and the prediction's is all of it but the centre (26 voxels,
+    the whole face i = 2 among them). GT -> prediction: 25 shell voxels at
+    i <= 2 lie on the prediction's surface (0), rings at i = 3, 4 are 1 and
+    2 voxels from face i = 2 (8 each), face i = 5 is 3 voxels away (9):
+    the 95th percentile (position 0.95 * 49 = 46.55 of 50 sorted values)
+    is 3 voxels = 3 * 2.0 mm. Prediction -> GT: 25 zeros and one voxel
+    (2, 1, 1) off the GT surface: 0. HD95 = 6 mm."""
+    gt = np.ones((6, 3, 3), bool)
+    pred = np.zeros_like(gt)
+    pred[:3] = True
+    assert hd95_mm(pred, gt, (2.0, 0.7, 0.9)) == pytest.approx(6.0)
+    assert hd95_mm(gt, pred, (2.0, 0.7, 0.9)) == pytest.approx(6.0)
 
 
 def test_hd95_cube_shift_and_empty():
@@ -88,10 +106,6 @@ def test_hd95_cube_shift_and_empty():
     pred = np.roll(gt, 2, axis=2)
     assert hd95_mm(pred, gt, [1, 1, 3]) == pytest.approx(6.0)
     assert np.isnan(hd95_mm(pred, np.zeros_like(gt), [1, 1, 1]))
-    # a mask touching the border: outside counts as background (MONAI pads)
-    edge = np.zeros((6, 6, 6), bool)
-    edge[:3] = True
-    assert hd95_mm(edge, edge, [1, 1, 1]) == 0.0
     assert volume_diagonal_mm((3, 4, 2), (1., 1., 6.)) == pytest.approx(13.)
 
 
@@ -150,3 +164,58 @@ def test_missed_organ_raises_mhd95_and_is_counted(tmp_path):
     # the counts do not need HD95
     res = run(False)
     assert 'mHD95' not in res and res['missed_organs'] == 1
+
+
+def _one_case_metric(tmp_path, spacing, pred, gt, num_classes):
+    """Run the metric on one (Y, X, Z) case named 'c' with
+    ``meta/c.json`` holding the canonical ``spacing`` [sx, sy, sz]."""
+    (tmp_path / 'meta').mkdir(exist_ok=True)
+    (tmp_path / 'meta' / 'c.json').write_text(
+        json.dumps(dict(case='c', spacing=list(spacing))))
+    metric = VolumeDiceMetric(num_classes=num_classes, hd95=True)
+    metric.process({}, [
+        _sample(str(tmp_path / 'img_dir' / f'c_{z:04d}.npy'), pred[..., z],
+                gt[..., z]) for z in range(gt.shape[2])])
+    return metric.evaluate(gt.shape[2])
+
+
+def test_hd95_in_plane_spacing_order(tmp_path):
+    """meta spacing is canonical [sx, sy, sz] = [0.6, 1.7, 2.0]; a slice is
+    (Y = rows, X = columns). Each organ is a segment of 4 voxels along z;
+    every predicted voxel lies straight across from its GT voxel, so all
+    surface distances, and HD95, equal the shift: organ 1 moved 2 columns
+    -> 2 * sx = 1.2 mm, organ 2 moved 1 row -> 1 * sy = 1.7 mm. Organ 3 is
+    missed -> the diagonal of the 8 x 12 x 5 volume, sqrt((8 sy)^2 +
+    (12 sx)^2 + (5 sz)^2). With sx and sy swapped: 3.4, 0.6 and another
+    diagonal."""
+    sx, sy, sz = 0.6, 1.7, 2.0
+    gt = np.zeros((8, 12, 5), np.uint8)
+    pred = np.zeros_like(gt)
+    gt[2, 3, 0:4] = 1
+    pred[2, 5, 0:4] = 1
+    gt[5, 8, 1:5] = 2
+    pred[6, 8, 1:5] = 2
+    gt[0, 0, 2] = 3
+    res = _one_case_metric(tmp_path, [sx, sy, sz], pred, gt, 4)
+    diag = math.sqrt((8 * sy)**2 + (12 * sx)**2 + (5 * sz)**2)
+    assert res['HD95.class1'] == pytest.approx(1.2)
+    assert res['HD95.class2'] == pytest.approx(1.7)
+    assert res['HD95.class3'] == pytest.approx(diag, abs=0.01)
+    assert res['mHD95'] == pytest.approx((1.2 + 1.7 + diag) / 3, abs=0.01)
+
+
+def test_hd95_ignores_voxels_labelled_255(tmp_path):
+    """Organ 1 is predicted exactly (4 voxels along z) and also on 4 voxels
+    whose GT is ignore_index 255, 3 columns away. Those must not count:
+    HD95 = 0 mm (were they kept, half the predicted surface would be 3 * sx
+    = 1.8 mm from the GT and HD95 = 1.8 mm). Dice ignores them too."""
+    gt = np.zeros((6, 8, 4), np.uint8)
+    gt[2, 2, :] = 1
+    gt[2, 5, :] = 255
+    pred = np.zeros_like(gt)
+    pred[2, 2, :] = 1
+    pred[2, 5, :] = 1
+    res = _one_case_metric(tmp_path, [0.6, 1.7, 2.0], pred, gt, 2)
+    assert res['HD95.class1'] == 0.0 and res['mHD95'] == 0.0
+    assert res['mDice'] == pytest.approx(100.0)
+    assert res['false_positive_organs'] == 0

@@ -81,7 +81,7 @@ def test_all_benchmark_configs_build():
         family = (name.split('_')[0], cfg.model.backbone.type,
                   cfg.model.backbone.depth)
         bb = cfg.model.backbone
-        if 'frac' in name:  # old names: aliases of the volume-count configs
+        if 'frac' in name:  # compatibility names of the volume-count configs
             frac = int(name[:-3].rsplit('frac', 1)[1])
             assert cfg.train_dataloader.dataset.num_cases == {
                 1: 1, 10: 2, 25: 5}[frac]

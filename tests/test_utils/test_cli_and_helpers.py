@@ -21,6 +21,34 @@ def test_help_shows_defaults_and_keeps_example_lines():
     assert 'example:\n  tool a\n  tool b' in text
 
 
+def test_help_states_each_default_once():
+    """A default explained in words is not followed by ``(default: None)``,
+    a positional without default shows none; tools/analysis_tools/
+    data_efficiency.py --help printed '(default: work dir) (default:
+    None)'."""
+    import argparse
+    import os.path as osp
+    p = argparse.ArgumentParser(formatter_class=HelpFormatter)
+    p.add_argument('config', nargs='?', help='a config')
+    p.add_argument('--out-dir', default=None,
+                   help='output folder (default: the work dir)')
+    p.add_argument('--n', type=int, default=None, help='how many')
+    text = ' '.join(p.format_help().split())
+    assert 'config a config options:' in text
+    assert 'output folder (default: the work dir) --n' in text
+    assert 'how many (default: None)' in text
+    tool = osp.join(osp.dirname(__file__), '..', '..', 'tools',
+                    'analysis_tools', 'data_efficiency.py')
+    out = subprocess.run([sys.executable, tool, '--help'], check=True,
+                         capture_output=True, text=True).stdout
+    text = ' '.join(out.split())
+    assert 'where CSV/PNG/summary go (default: work dir) --ckpt-prefix' in text
+    assert "(default: each method's own) --no-random" in text
+    assert "(default: counted in the config's training split) --collect" in text
+    assert text.count('(default: None)') == 1  # --collect only
+    assert 'config downstream (mmseg) config options:' in text
+
+
 def test_resolve_device():
     import torch
     assert resolve_device('cpu') == 'cpu'

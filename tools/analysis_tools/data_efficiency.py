@@ -59,9 +59,13 @@ def parse_args(argv=None):
     p.add_argument('--fractions',
                    nargs='+',
                    type=float,
-                   default=[0.01, 0.1, 0.25, 1.0])
-    p.add_argument('--seeds', nargs='+', type=int, default=[0, 1, 2])
-    p.add_argument('--work-dir', default='work_dirs/data_efficiency')
+                   default=[0.01, 0.1, 0.25, 1.0],
+                   help='label fractions of the training volumes (each '
+                   'becomes a whole number of volumes, at least one)')
+    p.add_argument('--seeds', nargs='+', type=int, default=[0, 1, 2],
+                   help='seeds: one run per method x fraction x seed')
+    p.add_argument('--work-dir', default='work_dirs/data_efficiency',
+                   help='one folder per run under it')
     p.add_argument('--out-dir',
                    default=None,
                    help='where CSV/PNG/summary go (default: work dir)')

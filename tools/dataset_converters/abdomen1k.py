@@ -8,7 +8,7 @@ Example::
 import argparse
 import sys
 
-from medssl.cli import HelpFormatter, add_worker_args, worker_kwargs
+from medssl.cli import HelpFormatter, add_empty_slice_args, add_worker_args, worker_kwargs
 
 
 def parse_args(argv=None):
@@ -25,11 +25,11 @@ def parse_args(argv=None):
     p.add_argument('--no-masks', action='store_true',
                    help='ignore masks (images only)')
     add_worker_args(p)
-    p.add_argument('--keep-empty', action='store_true',
-                   help='keep all-air slices too')
+    add_empty_slice_args(p, keep_by_default=False)
     p.add_argument('--min-body-fraction', type=float, default=0.0,
-                   help='drop slices whose body fraction (HU > -500) is <= '
-                   'this (0: drop all-air slices only)')
+                   help='with --no-keep-empty: drop slices whose body '
+                   'fraction (HU > -500) is <= this (0: all-air slices '
+                   'only)')
     p.add_argument('--val-every', type=int, default=5,
                    help='segmentation split of the cases with masks (sorted '
                    'ids): every N-th case -> splits/test.txt, every N-th of '

@@ -102,10 +102,10 @@ def segmentation_split(out_dir: str, cases: List[str],
     """Volume-level train/val/test split of the committed cases that have a
     mask, deterministic (sorted case ids), so it never depends on the
     conversion order or ``--nproc``: every ``val_every``-th masked case is
-    ``test`` (the held-out set; the former ``val``, so test numbers stay
-    comparable), every ``val_every``-th of the remaining ones is ``val``
-    (model selection), the rest ``train``. Each of test/val keeps at least
-    one case; ``{}`` when no case would be left for training."""
+    ``test`` (the held-out set), every ``val_every``-th of the remaining
+    ones is ``val`` (model selection), the rest ``train``. Each of test/val
+    keeps at least one case; ``{}`` when no case would be left for
+    training."""
 
     def has_mask(case):
         with open(osp.join(out_dir, 'meta', f'{case}.json')) as f:

@@ -9,11 +9,11 @@ that), or HU when placed before it. Random parameters are drawn from
 numpy's global RNG (seeded by mmengine's ``set_random_seed`` /
 worker_init_fn), like mmcv's transforms.
 
-Names: ``RandomIntensityScale`` / ``RandomIntensityShift`` were called
-``RandomHUContrast`` / ``RandomHUBrightness`` (still registered, with their
-old HU defaults); ``RandomFloatGaussianBlur`` was registered as
-``RandomGaussianBlur``, which is mmselfsup's PIL (8-bit) blur with other
-arguments (``sigma_min``, ``sigma_max``): that name now means mmselfsup's.
+Names: ``RandomHUContrast`` / ``RandomHUBrightness`` are compatibility names
+(docs/DESIGN.md) of ``RandomIntensityScale`` / ``RandomIntensityShift`` with
+HU defaults. ``RandomGaussianBlur`` is mmselfsup's PIL (8-bit) blur with other
+arguments (``sigma_min``, ``sigma_max``); the float blur here is
+``RandomFloatGaussianBlur``.
 """
 from typing import Optional, Sequence, Tuple
 
@@ -205,15 +205,15 @@ class RandomFloatGaussianBlur(_RandomIntensity):
 
 @TRANSFORMS.register_module()
 class RandomHUContrast(RandomIntensityScale):
-    """Former name of :class:`RandomIntensityScale` (same defaults), kept so
-    that older configs keep working."""
+    """:class:`RandomIntensityScale` under its compatibility name (same
+    defaults; docs/DESIGN.md)."""
 
 
 @TRANSFORMS.register_module()
 class RandomHUBrightness(RandomIntensityShift):
-    """Former name of :class:`RandomIntensityShift`, kept with its former
-    default ``delta=20`` (HU, i.e. for use before HUWindow) so that older
-    configs keep their behaviour."""
+    """:class:`RandomIntensityShift` under its compatibility name
+    (docs/DESIGN.md), with ``delta=20`` by default: HU units, for use before
+    HUWindow."""
 
     def __init__(self, delta: float = 20.0, prob: float = 0.5):
         super().__init__(delta=delta, prob=prob)

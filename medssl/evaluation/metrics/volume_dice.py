@@ -31,7 +31,8 @@ the nearest surface voxel of the other, HD95 = max of the two directed 95th
 percentiles (linear interpolation, as ``torch.quantile``). Spacing comes from
 ``<data_root>/meta/<case>.json`` (canonical [sx, sy, sz]; a slice image is
 (Y, X), so the stacked (Y, X, Z) volume has spacing (sy, sx, sz)); slices are
-stacked by z, missing z zero-filled. Where MONAI returns inf (one mask empty)
+stacked by z, missing z zero-filled. Where one mask is empty MONAI returns
+NaN (its distances are all inf, and the 95th percentile of infs is NaN);
 this metric uses a finite **penalty: the diagonal of the evaluated volume in
 mm**, ``sqrt((Y sy)^2 + (X sx)^2 + (Z sz)^2)`` (no two voxels are farther
 apart), so a missed organ raises mHD95 instead of vanishing from it.
@@ -98,7 +99,7 @@ def hd95_mm(pred: np.ndarray, gt: np.ndarray,
             spacing: Sequence[float]) -> float:
     """95 % Hausdorff distance (mm) between two boolean masks, as MONAI's
     ``compute_hausdorff_distance(percentile=95)`` with ``spacing``; NaN if
-    either mask is empty (MONAI: inf; the metric applies its penalty).
+    either mask is empty (as MONAI; the metric applies its penalty).
 
     The masks are cropped to the bounding box of their union plus one voxel
     (as MONAI; exact: every surface voxel lies inside the box).
@@ -323,7 +324,7 @@ class VolumeDiceMetric(BaseMetric):
             p_any, g_any = p.any(), g.any()
             if p_any and g_any:
                 out[j] = hd95_mm(p, g, spacing)
-            elif p_any or g_any:  # missed or false positive: MONAI's inf
+            elif p_any or g_any:  # missed or false positive: MONAI's NaN
                 out[j] = penalty
         return out
 

@@ -42,8 +42,8 @@ def test_every_nth_masked_case_is_test_then_val(tmp_path):
         (tmp_path / 'meta' / f'{c}.json').write_text(
             json.dumps(dict(case=c, label=label)))
     out = segmentation_split(str(tmp_path), cases, 5)
-    # 11 masked cases (00003 has none): the 5th and 10th are test (the
-    # former val), the 5th of the 9 others is val
+    # 11 masked cases (00003 has none): the 5th and 10th are test, the 5th
+    # of the 9 others is val
     assert out['test'] == ['Case_00006', 'Case_00011']
     assert out['val'] == ['Case_00007']
     assert len(out['train']) == 8 and 'Case_00003' not in out['train']

@@ -50,8 +50,8 @@ def test_shipped_split_file():
                list(range(21, 41))]
     assert sorted(splits['train'] + splits['val'] + splits['test']) == \
         all_ids
-    # the held-out set is the former validation set (comparable numbers);
-    # val is carved from the former 24 training volumes
+    # the held-out set is the UNETR split's validation set (comparable
+    # numbers); val is carved from that split's 24 training volumes
     assert splits['test'] == [f'img{i:04d}' for i in range(35, 41)]
     assert splits['val'] == ['img0003', 'img0009', 'img0025', 'img0031']
 
@@ -309,7 +309,7 @@ def test_format_switch_redoes_cases(tmp_path):
                          img_format=fmt)
         assert s['img_format'] == fmt
         assert _tree(out) == _tree(refs[fmt])
-    # a legacy meta without img_format means png
+    # a meta without img_format means png
     meta_path = osp.join(out, 'meta', 'img0001.json')
     with open(meta_path) as f:
         meta = json.load(f)

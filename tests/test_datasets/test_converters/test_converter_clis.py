@@ -2,6 +2,7 @@ import importlib.util
 import json
 import os
 import os.path as osp
+import re
 
 ROOT = osp.join(osp.dirname(__file__), '..', '..', '..')
 
@@ -35,3 +36,36 @@ def test_make_phantoms_and_abdomen1k_cli(tmp_path, capsys):
     assert cli.main([raw, str(tmp_path / 'img_only'), '--no-masks',
                      '--keep-empty']) == 0
     assert os.listdir(tmp_path / 'img_only' / 'ann_dir') == []
+
+
+def test_empty_slice_option_has_one_name(monkeypatch, capsys):
+    """Both converters take ``--keep-empty`` / ``--no-keep-empty`` (BTCV
+    keeps all-air slices by default, AbdomenCT-1K drops them);
+    ``--drop-empty`` still works as a hidden alias of ``--no-keep-empty``,
+    and the value reaches the converter as ``keep_empty``."""
+    import pytest
+
+    import medssl.datasets.converters as conv
+    got = {}
+
+    def fake(*args, **kwargs):
+        got.update(kwargs)
+        return {}
+
+    for name, keep_default in (('btcv', True), ('abdomen1k', False)):
+        monkeypatch.setattr(conv, f'convert_{name}', fake)
+        cli = _load(f'tools/dataset_converters/{name}.py')
+        for flags, keep in (([], keep_default), (['--keep-empty'], True),
+                            (['--no-keep-empty'], False),
+                            (['--drop-empty'], False)):
+            got.clear()
+            assert cli.main(['raw', 'out'] + flags) == 0
+            assert got['keep_empty'] is keep, (name, flags)
+        with pytest.raises(SystemExit):
+            cli.parse_args(['--help'])
+        text = capsys.readouterr().out
+        assert '--keep-empty, --no-keep-empty' in text
+        option = re.search(r'--keep-empty, --no-keep-empty\n(.*?)\n  --min-body',
+                           text, re.S).group(1)
+        assert f'(default: {keep_default})' in option
+        assert '--drop-empty' not in text

@@ -73,10 +73,10 @@ def test_brightness_range_and_repr():
     assert 'delta=10.0' in repr(t)
 
 
-def test_names_do_not_shadow_upstream_and_old_names_keep_defaults():
+def test_names_do_not_shadow_upstream_and_compat_names_keep_defaults():
     """medssl's float blur has its own name, so ``RandomGaussianBlur`` is
-    mmselfsup's (PIL, 8-bit); the former HU names still build, the old
-    brightness name with its old HU default."""
+    mmselfsup's (PIL, 8-bit); the compatibility HU names build, the
+    brightness one with its HU default."""
     from mmselfsup.datasets.transforms import \
         RandomGaussianBlur as MMSelfSupBlur
 
@@ -85,7 +85,7 @@ def test_names_do_not_shadow_upstream_and_old_names_keep_defaults():
     assert TRANSFORMS.get('RandomGaussianBlur') is MMSelfSupBlur
     assert TRANSFORMS.get('RandomFloatGaussianBlur') is RandomFloatGaussianBlur
     assert TRANSFORMS.build(dict(type='RandomIntensityShift')).delta == 0.1
-    old = TRANSFORMS.build(dict(type='RandomHUBrightness'))
-    assert isinstance(old, RandomIntensityShift) and old.delta == 20.0
+    compat = TRANSFORMS.build(dict(type='RandomHUBrightness'))
+    assert isinstance(compat, RandomIntensityShift) and compat.delta == 20.0
     assert TRANSFORMS.build(
         dict(type='RandomGaussianNoise')).std_range == (0.0, 0.03)

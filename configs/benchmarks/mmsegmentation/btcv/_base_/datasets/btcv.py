@@ -1,7 +1,7 @@
 # BTCV 13 organs, converted slices (tools/dataset_converters/btcv.py):
 # <data_root>/{img_dir,ann_dir,meta,splits}. Three volume-level splits
-# (medssl/datasets/splits/btcv_13organ.json): train (20 volumes), val (4 of
-# the former training volumes: model selection, save_best, probe lr) and test
+# (medssl/datasets/splits/btcv_13organ.json): train (20 volumes), val (4
+# volumes: model selection, save_best, probe lr) and test
 # (img0035-img0040, the held-out set, used only by tools/test.py).
 dataset_type = 'BTCVDataset'
 data_root = 'data/btcv_slices/'
