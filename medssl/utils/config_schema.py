@@ -33,6 +33,7 @@ A violation is a :class:`~medssl.utils.config.ConfigKeyError` with one line:
 """
 import difflib
 import inspect
+import functools
 import re
 from typing import Any, Callable, Iterable, Optional
 
@@ -69,6 +70,7 @@ def _forwards_kwargs(init: Callable, name: str) -> bool:
                      r'\*\*' + re.escape(name) + r'\b', src) is not None
 
 
+@functools.lru_cache(maxsize=None)
 def accepted_keys(obj: Any) -> Optional[frozenset]:
     """Keyword arguments a registered class (or function) accepts, or None
     when it accepts any (``**kwargs`` not forwarded to a parent)."""
@@ -123,8 +125,11 @@ class _Checker:
              valid: Iterable[str]) -> None:
         valid = sorted(valid)
         best = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
-        hint = (f"; did you mean '{best[0]}'?" if best else
-                f" (accepted: {', '.join(valid)})")
+        if best:
+            hint = f"; did you mean '{best[0]}'?"
+        else:
+            hint = f" (accepted: {', '.join(valid)})" if valid else \
+                ' (it takes no arguments)'
         raise ConfigKeyError(f"{self.source}: unknown key '{path}.{key}' "
                              f'for {owner}{hint}')
 
