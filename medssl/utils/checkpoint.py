@@ -295,10 +295,10 @@ def _safe_local(filename, map_location=None):
 
 
 def _safe_http(filename, map_location=None, model_dir=None, progress=True):
-    from urllib.parse import urlparse
+    from .url_cache import url_cache_path  # keyed by the full URL
     d = model_dir or osp.join(torch.hub.get_dir(), 'checkpoints')
     os.makedirs(d, exist_ok=True)
-    cached = osp.join(d, osp.basename(urlparse(filename).path))
+    cached = url_cache_path(filename, d)
     if not osp.isfile(cached):
         try:
             torch.hub.download_url_to_file(filename, cached,

@@ -23,6 +23,8 @@ Both errors say "did you mean ...?". :data:`KNOWN_KEYS` = the arguments of
 ``mmengine.runner.Runner`` plus what mmengine reads from ``cfg`` elsewhere
 and what medssl's tools read (``test_pipeline`` by ``tools/infer_volume.py``
 and the data-efficiency tools, mmseg's ``tta_*``).
+
+Keys below the top level: :mod:`medssl.utils.config_schema`.
 """
 import difflib
 import inspect

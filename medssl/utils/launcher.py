@@ -42,6 +42,8 @@ def load_run_config(config: str,
 
     Loads ``config``, rejects unknown / misspelt top-level keys of the file
     and of ``cfg_options`` (:func:`medssl.utils.config.check_config_keys`),
+    then nested keys of the merged config
+    (:func:`medssl.utils.config_schema.check_config_schema`),
     sets ``launcher``, merges ``cfg_options`` and sets ``work_dir`` with the
     priority command line > config > ``./work_dirs/<config name>``.
     """
@@ -51,6 +53,8 @@ def load_run_config(config: str,
     cfg.launcher = launcher
     if cfg_options is not None:
         cfg.merge_from_dict(cfg_options)
+    from medssl.utils.config_schema import check_config_schema
+    check_config_schema(cfg, config)  # nested keys, before any build
     if work_dir is not None:
         cfg.work_dir = work_dir
     elif cfg.get('work_dir', None) is None:

@@ -77,7 +77,8 @@ def read_slice(path: str) -> np.ndarray:
     ``cv2.imread(IMREAD_UNCHANGED)`` (16-bit PNG).
 
     Raises ``OSError`` naming the file if it is missing or unreadable and
-    ``TypeError`` naming the file if it is not a 2D uint16 array.
+    ``TypeError`` naming the file if it is not a 2D uint16 array (8-bit
+    images get their own message: their values are not HU).
     """
     if path.endswith('.npy'):
         try:
@@ -95,6 +96,15 @@ def read_slice(path: str) -> np.ndarray:
         if stored is None:
             what = 'missing' if not osp.exists(path) else 'unreadable'
             raise OSError(f'cannot read CT slice {path} ({what})')
+    if stored.dtype.itemsize == 1 and stored.dtype.kind in 'iu':
+        # an 8-bit picture (screenshot, windowed export) has no HU in it:
+        # read as stored values it would train on HU -1024..-769
+        lo, hi = (int(stored.min()), int(stored.max())) if stored.size \
+            else (0, 0)
+        raise TypeError(
+            f'{path} is an 8-bit image ({stored.dtype}, values {lo}..{hi}), '
+            'not a CT slice: slices hold HU as uint16 (HU + 1024); convert '
+            'the CT volumes with tools/dataset_converters')
     if stored.dtype != np.uint16 or stored.ndim != 2:
         raise TypeError(
             f'{path} is not a single-channel uint16 CT slice (dtype '

@@ -20,7 +20,9 @@ class LoadCTSlice(BaseTransform):
     (H, W, 1)), ``img_shape``, ``ori_shape`` ((H, W)).
 
     Raises ``OSError`` naming the file if it is missing or cannot be read
-    and ``TypeError`` naming the file if it is not a 2D uint16 slice.
+    and ``TypeError`` naming the file if it is not a 2D uint16 slice -- an
+    8-bit image (uint8/int8 PNG or npy) is refused with its value range:
+    its pixel values are not HU, whatever range they span.
     """
 
     def transform(self, results: dict) -> dict:

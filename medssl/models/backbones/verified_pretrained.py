@@ -141,7 +141,9 @@ class VerifiedPretrained:
     """Like mmengine's ``Pretrained`` init, but fails on mismatches.
 
     Args:
-        checkpoint (str): checkpoint path/URL.
+        checkpoint (str): checkpoint path/URL (an http(s) URL is downloaded
+            once into torch.hub's ``checkpoints`` folder under a name keyed
+            by the whole URL: :func:`medssl.utils.url_cache.url_cache_path`).
         prefix (str, optional): keep only keys with this prefix (stripped),
             e.g. ``'backbone.'``. ``None`` loads keys as they are.
         map_location (str): defaults to ``'cpu'``.
