@@ -118,33 +118,144 @@ class RandomFlipWithParams(BaseTransform):
         return f'{self.__class__.__name__}(prob={self.prob})'
 
 
-_RECORDING = ('RandomResizedCropWithParams', 'RandomFlipWithParams')
+_CROP, _FLIP = 'RandomResizedCropWithParams', 'RandomFlipWithParams'
+_RECORDING = (_CROP, _FLIP)
 # Name fragments of transforms that move pixels without recording it.
 _GEOMETRIC = ('Crop', 'Flip', 'Resize', 'Rotat', 'Affine', 'Shear',
               'Translate', 'Pad', 'Rescale', 'Elastic', 'Zoom', 'Transpose')
+# Wrappers (mmcv) that run their nested transforms in the listed order
+# (RandomApply: all or none) and the one that runs one listed option.
+# Any other holder of nested transforms (RandomOrder, unknown types) is
+# assumed to run them in any order.
+_SEQUENTIAL = ('Compose', 'RandomApply', 'KeyMapper', 'TransformBroadcaster')
+_CHOICE = ('RandomChoice', )
+
+
+class _Geometry:
+    """What a (sub-)pipeline can do to the view geometry.
+
+    ``flip`` / ``crop``: path of a flip / crop it can run (None if none);
+    ``error``: why it cannot be represented (None if it can).
+    """
+
+    def __init__(self, flip=None, crop=None, error=None):
+        self.flip, self.crop, self.error = flip, crop, error
+
+
+def _type_name(t) -> str:
+    """Registry name of a transform config (or the class name of a built
+    transform), without a scope prefix such as ``mmcv.``."""
+    name = t.get('type') if isinstance(t, dict) else type(t).__name__
+    if not isinstance(name, str):
+        name = getattr(name, '__name__', str(name))
+    return name
+
+
+def _is_transform(v) -> bool:
+    return (isinstance(v, dict) and 'type' in v) or isinstance(
+        v, BaseTransform)
+
+
+def _is_pipeline(v) -> bool:
+    """A transform, or a non-empty list of transforms / such lists."""
+    if _is_transform(v):
+        return True
+    return isinstance(v, (list, tuple)) and len(v) > 0 and all(
+        _is_transform(x) or (isinstance(x, (list, tuple)) and _is_pipeline(x))
+        for x in v)
+
+
+def _nested(t) -> list:
+    """The nested pipelines held by a wrapper transform: every value (of a
+    config dict, or the ``transforms`` of a built wrapper) that is a
+    transform or a list of transforms / lists."""
+    if isinstance(t, dict):
+        values = [v for k, v in t.items() if k != 'type' and _is_pipeline(v)]
+    else:
+        inner = getattr(t, 'transforms', None)
+        inner = getattr(inner, 'transforms', inner)  # a built Compose
+        values = [list(inner)] if _is_pipeline(
+            list(inner) if isinstance(inner, (list, tuple)) else inner) \
+            else []
+    return [v if isinstance(v, (list, tuple)) else [v] for v in values]
+
+
+def _sequence(parts: List[_Geometry], where: str) -> _Geometry:
+    """Parts run one after the other: a flip before any later crop is an
+    error."""
+    flip = crop = None
+    for part in parts:
+        if part.error:
+            return part
+        if part.crop and flip:
+            return _Geometry(error=f'{flip} can run before {part.crop}{where}')
+        flip, crop = flip or part.flip, crop or part.crop
+    return _Geometry(flip, crop)
+
+
+def _any_order(parts: List[_Geometry], where: str) -> _Geometry:
+    """Parts run in an order we cannot see: a flip in one part and a crop in
+    another is an error (the flip may come first)."""
+    for part in parts:
+        if part.error:
+            return part
+    for i, a in enumerate(parts):
+        for j, b in enumerate(parts):
+            if i != j and a.flip and b.crop:
+                return _Geometry(
+                    error=f'{a.flip} can run before {b.crop}{where}')
+    return _Geometry(
+        next((p.flip for p in parts if p.flip), None),
+        next((p.crop for p in parts if p.crop), None))
+
+
+def _geometry(t, path: str) -> _Geometry:
+    """Summarise one transform (or nested list = sub-pipeline) at ``path``;
+    raise ``ValueError`` for a geometric transform that does not record."""
+    if isinstance(t, (list, tuple)):
+        return _sequence([_geometry(x, path) for x in t], '')
+    name = _type_name(t)
+    short = name.split('.')[-1]
+    here = f'{path} > {name}' if path else name
+    if short not in _RECORDING and any(g in name for g in _GEOMETRIC):
+        raise ValueError(
+            f'MultiViewWithParams: {here} changes the view geometry '
+            'without recording it in view_params (the local loss would '
+            'match the wrong cells); use RandomResizedCropWithParams / '
+            'RandomFlipWithParams')
+    nested = _nested(t)
+    if not nested:
+        return _Geometry(flip=here if short == _FLIP else None,
+                         crop=here if short == _CROP else None)
+    where = f' (inside {name}, which does not fix their order)'
+    if short in _SEQUENTIAL:
+        return _sequence(
+            [_geometry(x, here) for v in nested for x in v], '')
+    if short in _CHOICE:  # one option runs; each option keeps its order
+        parts = [_geometry(x, here) for v in nested for x in v]
+        bad = next((p for p in parts if p.error), None)
+        return bad or _Geometry(
+            next((p.flip for p in parts if p.flip), None),
+            next((p.crop for p in parts if p.crop), None))
+    return _any_order([_geometry(x, here) for v in nested for x in v], where)
 
 
 def check_view_geometry(pipeline: Sequence) -> None:
     """Refuse a view pipeline whose geometry ``view_params`` cannot
     represent: a geometric transform that does not record itself, or a flip
-    before the crop. Raises ``ValueError`` naming the transform."""
-    names = []
-    for t in pipeline:
-        name = t.get('type') if isinstance(t, dict) else type(t).__name__
-        name = name if isinstance(name, str) else getattr(
-            name, '__name__', str(name))
-        names.append(name)
-        if name not in _RECORDING and any(g in name for g in _GEOMETRIC):
-            raise ValueError(
-                f'MultiViewWithParams: {name} changes the view geometry '
-                'without recording it in view_params (the local loss would '
-                'match the wrong cells); use RandomResizedCropWithParams / '
-                'RandomFlipWithParams')
-    if _RECORDING[0] in names and _RECORDING[1] in names and \
-            names.index(_RECORDING[1]) < names.index(_RECORDING[0]):
+    that can run before the crop (the recorded geometry is crop-then-flip).
+
+    Nested transforms are checked too: every list of transforms held by a
+    wrapper (mmcv ``Compose`` / ``RandomApply`` / ``RandomChoice`` /
+    ``KeyMapper``, a ``RandomOrder``, any ``dict(type=..., transforms=[...])``
+    or list of such lists), at any depth. ``RandomChoice`` runs one option,
+    the sequential wrappers keep their order, and any other wrapper is taken
+    to run its transforms in any order. Raises ``ValueError`` naming the
+    transform and the wrappers around it."""
+    geo = _sequence([_geometry(t, '') for t in pipeline], '')
+    if geo.error:
         raise ValueError(
-            'MultiViewWithParams: RandomFlipWithParams before '
-            'RandomResizedCropWithParams; the recorded geometry is '
+            f'MultiViewWithParams: {geo.error}; the recorded geometry is '
             'crop-then-flip, put the crop first')
 
 

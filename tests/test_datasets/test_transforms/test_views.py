@@ -1,14 +1,18 @@
 """Tests of the parameter-recording view transforms."""
+import glob
+import os.path as osp
 import random
 
 import numpy as np
 import pytest
-from mmcv.transforms import Compose
+from mmcv.transforms import Compose, RandomApply, RandomFlip
+from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
 from medssl.datasets.transforms import (MultiViewWithParams,
                                         RandomFlipWithParams,
-                                        RandomResizedCropWithParams)
+                                        RandomResizedCropWithParams,
+                                        check_view_geometry)
 from medssl.registry import TRANSFORMS
 
 
@@ -120,3 +124,126 @@ def test_crop_after_flip_raises_even_without_flipping():
     results = flip(dict(img=np.zeros((16, 16, 1), np.float32)))
     with pytest.raises(ValueError, match='crop first'):
         crop(results)
+
+
+_CROP = dict(type='RandomResizedCropWithParams', size=8)
+_FLIP = dict(type='RandomFlipWithParams', prob=0.5)
+_SHIFT = dict(type='RandomIntensityShift', prob=1.0, delta=0.1)
+_GAMMA = dict(type='RandomGamma', prob=1.0, gamma_range=(0.7, 1.5))
+
+
+@pytest.mark.parametrize('pipeline, match', [
+    # A non-recording geometric transform hidden in a wrapper.
+    ([_CROP, dict(type='RandomApply', prob=0.5,
+                  transforms=[dict(type='RandomFlip', prob=1.0)])],
+     'RandomApply > RandomFlip changes the view geometry'),
+    ([_CROP, dict(type='mmcv.RandomApply',
+                  transforms=dict(type='mmseg.RandomFlip', prob=1.0))],
+     'mmseg.RandomFlip'),
+    ([_CROP, dict(type='RandomChoice', transforms=[
+        [_SHIFT], [dict(type='Compose', transforms=[
+            _GAMMA, dict(type='RandomRotation', degrees=10)])]])],
+     'RandomChoice > Compose > RandomRotation'),
+    ([dict(type='SomeWrapper', ops=[[_SHIFT], [[dict(type='Resize',
+                                                   scale=(8, 8))]]])],
+     'SomeWrapper > Resize'),
+    # A recording flip that can run before the crop.
+    ([dict(type='RandomApply', transforms=[_FLIP]), _CROP],
+     'RandomApply > RandomFlipWithParams can run before '
+     'RandomResizedCropWithParams'),
+    ([dict(type='RandomOrder', transforms=[_CROP, _SHIFT, _FLIP])],
+     'inside RandomOrder, which does not fix their order'),
+    ([dict(type='RandomChoice', transforms=[[_CROP], [_FLIP, _CROP]])],
+     'RandomChoice > RandomFlipWithParams can run before'),
+    ([dict(type='Compose', transforms=[[_SHIFT, _FLIP]]),
+      dict(type='RandomChoice', transforms=[[_GAMMA], [_CROP]])],
+     'Compose > RandomFlipWithParams can run before '
+     'RandomChoice > RandomResizedCropWithParams'),
+])
+def test_check_view_geometry_refuses_nested(pipeline, match):
+    """Wrappers (RandomApply, RandomChoice, RandomOrder, Compose, any dict
+    holding transform lists, nested lists) are searched at any depth."""
+    with pytest.raises(ValueError, match=match):
+        check_view_geometry(pipeline)
+    with pytest.raises(ValueError, match='put the crop first|without record'):
+        MultiViewWithParams(num_views=2, transforms=[pipeline])
+
+
+def test_check_view_geometry_refuses_built_wrapper():
+    """A built mmcv wrapper (not a config dict) is searched too."""
+    wrapped = RandomApply(transforms=[RandomFlip(prob=1.0)], prob=0.5)
+    with pytest.raises(ValueError, match='RandomApply > RandomFlip'):
+        MultiViewWithParams(
+            num_views=2, transforms=[[RandomResizedCropWithParams(8),
+                                      wrapped]])
+
+
+_NESTED_OK = [
+    [_CROP, dict(type='RandomApply', transforms=[_FLIP], prob=0.5),
+     dict(type='RandomChoice', transforms=[[_SHIFT], [_GAMMA, _SHIFT]])],
+    [dict(type='RandomChoice', transforms=[[_CROP, _FLIP], [_CROP]]),
+     dict(type='RandomOrder', transforms=[[_SHIFT, _FLIP], _GAMMA])],
+    [dict(type='Compose', transforms=[_CROP, dict(
+        type='RandomApply', transforms=dict(type='Compose', transforms=[
+            _FLIP, _SHIFT]))])],
+]
+
+
+@pytest.mark.parametrize('pipeline', _NESTED_OK)
+def test_check_view_geometry_accepts_nested(pipeline):
+    """Nested wrappers whose flips always follow the crop are accepted."""
+    check_view_geometry(pipeline)
+
+
+@pytest.mark.parametrize('pipeline', [_NESTED_OK[0], _NESTED_OK[2]])
+def test_nested_views_match_recorded_params(pipeline):
+    """Built from nested wrappers (mmcv RandomApply / RandomChoice /
+    Compose; RandomOrder is not registered here), the views still match
+    their recorded box and flip."""
+    random.seed(2)
+    np.random.seed(2)  # RandomApply / RandomChoice / intensity draw here
+    with DefaultScope.overwrite_default_scope('medssl'):
+        t = TRANSFORMS.build(dict(type='MultiViewWithParams', num_views=8,
+                                  transforms=[pipeline]))
+    # Ramp scaled into [0, 1] (RandomGamma's range), then intensity changes
+    # that keep the order of values: the sign of a row's slope says whether
+    # the view was flipped.
+    out = t(dict(img=_ramp() / 40000.0))
+    flips = [v['flip'] for v in out['view_params']]
+    for v, im in zip(out['view_params'], out['img']):
+        x0, _, x1, _ = v['crop_bbox']
+        row = im[4, :, 0]
+        assert (row[-1] < row[0]) == v['flip']
+        assert v['img_shape'] == (8, 8) and 0 <= x0 < x1 <= 50
+    # Flips (p=0.25 or 0.5) on 8 views: both outcomes show up (seeded).
+    assert True in flips and False in flips
+
+
+def _shipped_view_pipelines():
+    root = osp.join(osp.dirname(__file__), '..', '..', '..', 'configs',
+                    'selfsup')
+    found = []
+    for path in sorted(glob.glob(osp.join(root, '**', '*.py'),
+                                 recursive=True)):
+        if '_base_' in path:
+            continue
+        pipe = Config.fromfile(path).train_dataloader.dataset.pipeline
+        found += [(osp.basename(path), t) for t in pipe
+                  if t['type'] == 'MultiViewWithParams']
+    return found
+
+
+def test_shipped_selfsup_configs_pass_view_check():
+    """Every shipped pretraining config's MultiViewWithParams builds (which
+    runs the check) and its view pipelines pass the check."""
+    found = _shipped_view_pipelines()
+    names = {n for n, _ in found}
+    # All 16 shipped configs use the recording views (none silently lost).
+    assert len(names) == 16 and \
+        'mocov2-local-decor_r18_1xb4-6it_phantom.py' in names
+    for name, cfg in found:
+        for pipeline in cfg['transforms']:
+            check_view_geometry(pipeline)
+        with DefaultScope.overwrite_default_scope('medssl'):
+            t = TRANSFORMS.build(cfg)
+        assert isinstance(t, MultiViewWithParams), name

@@ -130,12 +130,74 @@ def _resnet_rf_centre(depth, stage, size=128):
 
 @pytest.mark.parametrize('depth', [18, 50])
 def test_resnet_receptive_field_centre(depth):
-    """The head's default centre_offset is a ResNet's: feature j of layer3
-    (S=16) and layer4 (S=32) sees view pixel S*j + 0.5 (+-0.5 px)."""
-    offset = _head().center_offset
-    for stage in (3, 4):
-        centre, s_j = _resnet_rf_centre(depth, stage)
-        assert abs(centre - (s_j + offset)) <= 0.5
+    """The head's geometry is a ResNet's: feature j of layer3 (S=16) and
+    layer4 (S=32) sees view pixel S*j + 1/2 (+-0.5 px), in x and in y.
+
+    Measured from the support of the input gradient of each feature of a
+    real mmselfsup ResNet (random Kaiming weights, eval-mode BN, random
+    input), on a 512-px-long strip (32 px across: the support along the
+    strip does not depend on its width; same columns as on 512 x 512) so
+    that most features' support (layer3 211/267 px, layer4 435/427 px for
+    R18/R50) lies inside the image and its centre is not forced by the
+    image borders. Cells whose support touches a border still check their
+    free edge."""
+    from mmselfsup.models.backbones import ResNet
+    length, across = 512, 32
+    head = _head()
+    torch.manual_seed(0)
+    net = ResNet(depth=depth, in_channels=1, out_indices=[3, 4])
+    _quiet_init(net)
+
+    def supports(axis):
+        """Per stage: S and the (first, last) input index along ``axis``
+        (-1: x, -2: y) with a non-zero gradient, for every feature."""
+        shape = [1, 1, across, across]
+        shape[axis] = length
+        x = torch.randn(*shape, requires_grad=True)
+        found = []
+        for out in net(x):
+            if axis == -1:
+                cells = [out[:, :, 0, j] for j in range(out.shape[-1])]
+            else:
+                cells = [out[:, :, i, 0] for i in range(out.shape[-2])]
+            spans = []
+            for cell in cells:
+                grad, = torch.autograd.grad(cell.sum(), x, retain_graph=True)
+                other = (0, 1, 2) if axis == -1 else (0, 1, 3)
+                hit = (grad.abs().sum(other) > 0).nonzero().flatten()
+                spans.append((hit.min().item(), hit.max().item()))
+            found.append((length // out.shape[axis], spans))
+        return found
+
+    for axis in (-1, -2):
+        for stride, spans in supports(axis):
+            inside = [(j, lo, hi) for j, (lo, hi) in enumerate(spans)
+                      if lo > 0 and hi < length - 1]
+            # Enough cells with a bounded support (not only the middle).
+            assert len(inside) >= 3, (stride, spans)
+            width = {hi - lo + 1 for _, lo, hi in inside}
+            assert len(width) == 1, width  # one receptive field size
+            half = width.pop() / 2
+            centres = torch.tensor([(lo + hi + 1) / 2 for _, lo, hi in inside],
+                                   dtype=torch.float64)
+            cells = torch.tensor([j for j, _, _ in inside],
+                                 dtype=torch.float64)
+            # The project's claim: centre = S*j + 1/2.
+            assert (centres - (stride * cells + 0.5)).abs().max() <= 0.5
+            # The head maps that pixel to map index j (RoIAlign aligned=True
+            # samples index u = b - 1/2 of box coordinate b).
+            n = length // stride
+            boxes = centres.view(-1, 1).expand(-1, 4).contiguous()
+            u = head.to_feature_coords(boxes, (n, n), (length, length)) - 0.5
+            assert (u - cells.view(-1, 1)).abs().max() * stride <= 0.5
+            # Border cells: the edge away from the border sits at
+            # S*j + 1/2 -+ half the receptive field too.
+            for j, (lo, hi) in enumerate(spans):
+                centre = stride * j + head.center_offset
+                if lo > 0:
+                    assert abs(lo - (centre - half)) <= 0.5, (stride, j, lo)
+                if hi < length - 1:
+                    assert abs(hi + 1 - (centre + half)) <= 0.5, (stride, j)
 
 
 def test_flipped_twin_cells_agree_through_a_resnet():
