@@ -54,7 +54,7 @@ RECIPES: 'OrderedDict[str, Callable[[int], Dict]]' = OrderedDict([
     ('adabn', lambda iters: {'hooks': [
         dict(type='BNRecalibrationHook', num_batches=20)]}),
     ('lpft', lambda iters: {'hooks': [
-        dict(type='FrozenBackboneWarmupHook', iters=max(1, iters // 3))]}),
+        dict(type='FrozenBackboneWarmupHook', fraction=1 / 3)]}),
     ('stages1-3', lambda iters: {'patch': {
         'model.backbone.init_cfg.exclude': ['layer4.']}}),
     ('stages1-2', lambda iters: {'patch': {

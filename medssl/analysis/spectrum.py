@@ -166,7 +166,9 @@ def collapse_metrics(z: ArrayLike,
     Returns:
         dict with ``dim``, ``num_samples``, ``effective_rank``, ``rankme``,
         ``normalized_std``, ``std_reference`` (= 1/sqrt(D)), ``uniformity``,
-        ``alignment`` (when ``z_pos`` is given) and ``spectrum``.
+        ``mean_norm`` (mean L2 norm of the raw embeddings: the feature scale
+        a downstream head receives), ``alignment`` (when ``z_pos`` is given)
+        and ``spectrum``.
     """
     z = as_embedding_matrix(z)
     spec = embedding_spectrum(z)
@@ -178,6 +180,7 @@ def collapse_metrics(z: ArrayLike,
         normalized_std=normalized_std(z),
         std_reference=float(1. / np.sqrt(z.shape[1])),
         uniformity=uniformity(z),
+        mean_norm=float(z.norm(dim=1).mean()),
     )
     if z_pos is not None:
         out['alignment'] = alignment(z, z_pos)

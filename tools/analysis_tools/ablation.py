@@ -425,10 +425,12 @@ def report(work, names, args, seconds):
             for etype, m in emb.items():
                 rec[f'{etype}_erank'] = m['effective_rank']
                 rec[f'{etype}_rankme'] = m['rankme']
+                rec[f'{etype}_norm'] = m.get('mean_norm', float('nan'))
             spectra.setdefault(name, []).append(emb['backbone']['spectrum'])
             records.append(rec)
     summary = summarize(records)
-    cols = ['backbone_erank', 'backbone_rankme', 'projector_erank', 'mDice']
+    cols = ['backbone_erank', 'backbone_rankme', 'backbone_norm',
+            'projector_erank', 'mDice']
     table = render_markdown(summary, cols)
     budget = (f'ResNet-18, batch {args.batch_size}, 64x64 views, '
               f'{args.pretrain_iters} pretraining iterations, linear probe '

@@ -2,6 +2,8 @@
 backbone first, then fine-tune everything (LP-FT, Kumar et al., "Fine-Tuning
 can Distort Pretrained Features and Underperform Out-of-Distribution",
 ICLR 2022)."""
+from typing import Optional
+
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 
@@ -24,16 +26,31 @@ class FrozenBackboneWarmupHook(Hook):
     when the backbone thaws (frozen parameters have no gradient: SGD skips
     them and applies no weight decay).
 
+    Under DDP the wrapper needs ``find_unused_parameters=True`` (the frozen
+    backbone has no gradient).
+
     Args:
-        iters: iterations with the backbone frozen. 0 disables the hook.
+        iters: iterations with the backbone frozen (0 disables the hook), or
+        fraction: that many iterations as a fraction of ``max_iters`` (so a
+            schedule shortened from the command line keeps its proportion).
     """
 
     priority = 'NORMAL'
 
-    def __init__(self, iters: int) -> None:
-        if iters < 0:
+    def __init__(self, iters: Optional[int] = None,
+                 fraction: Optional[float] = None) -> None:
+        if (iters is None) == (fraction is None):
+            raise ValueError('give exactly one of iters and fraction')
+        if iters is not None and iters < 0:
             raise ValueError(f'iters must be >= 0, got {iters}')
+        if fraction is not None and not 0 <= fraction < 1:
+            raise ValueError(f'fraction must be in [0, 1), got {fraction}')
         self.iters = iters
+        self.fraction = fraction
+
+    def before_train(self, runner) -> None:
+        if self.fraction is not None:
+            self.iters = int(round(self.fraction * runner.max_iters))
 
     @staticmethod
     def _backbone(runner):

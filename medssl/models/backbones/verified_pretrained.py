@@ -62,16 +62,67 @@ def _strip_prefix(state: Dict[str, torch.Tensor],
     }
 
 
+def _following_norm(conv_key: str) -> Optional[str]:
+    """Prefix of the BatchNorm that follows a ResNet conv weight
+    (``layer1.0.conv2.weight`` -> ``layer1.0.bn2``, ``downsample.0`` ->
+    ``downsample.1``, stem ``conv1`` -> ``bn1``); None when there is none."""
+    head, _, name = conv_key[:-len('.weight')].rpartition('.')
+    head = head + '.' if head else ''
+    if name.startswith('conv') and name[4:].isdigit():
+        return head + 'bn' + name[4:]
+    if name == '0' and head.endswith('downsample.'):
+        return head + '1'
+    return None
+
+
+def init_norm(weight: torch.Tensor) -> float:
+    """Expected norm of a conv weight (out, in, k, k) under the Kaiming
+    normal init (fan_out, ReLU gain) that a from-scratch mmseg/mmcv ResNet
+    gets: sqrt(numel * 2 / fan_out) = sqrt(2 * in)."""
+    return (2.0 * weight.shape[1]) ** 0.5
+
+
+def rescale_to_init(state: Dict[str, torch.Tensor]) -> Dict[str, float]:
+    """Give every conv weight that feeds a BatchNorm the norm of a fresh
+    from-scratch init (:func:`init_norm`), and scale that BN's running
+    statistics with it (mean x s, var x s^2): the network computes the same
+    function (a BN output does not depend on the scale of its input conv),
+    but its weights are back on the scale the fine-tuning lr was chosen
+    for. With BN the effective step of such a weight is lr / |w|^2, so
+    weights whose norm changed in pretraining adapt at another speed than a
+    random init does under the same lr.
+
+    Modifies ``state`` in place; returns ``{conv key: scale}``."""
+    scales = {}
+    for key, w in list(state.items()):
+        if not key.endswith('.weight') or w.dim() != 4:
+            continue
+        bn = _following_norm(key)
+        if bn is None or f'{bn}.running_var' not in state:
+            continue
+        norm = float(w.double().norm())
+        if norm == 0:
+            continue
+        s = init_norm(w) / norm
+        state[key] = w * s
+        state[f'{bn}.running_mean'] = state[f'{bn}.running_mean'] * s
+        state[f'{bn}.running_var'] = state[f'{bn}.running_var'] * s * s
+        scales[key] = s
+    return scales
+
+
 def verify_and_load(module: torch.nn.Module,
                     full_state: Dict[str, torch.Tensor],
                     prefix: Optional[str] = None,
                     max_missing_ratio: float = 0.5,
                     source: str = '<state_dict>',
-                    exclude: Sequence[str] = ()) -> dict:
+                    exclude: Sequence[str] = (),
+                    rescale: bool = False) -> dict:
     """Check ``full_state`` (prefix stripped) against ``module`` and load it.
 
     ``exclude``: module key prefixes (e.g. ``'layer4.'``) not transferred:
     they keep their initialisation and do not count as missing.
+    ``rescale``: :func:`rescale_to_init` the loaded conv weights.
 
     Returns a dict with ``missing``, ``unexpected`` and ``loaded`` key lists.
     """
@@ -129,6 +180,13 @@ def verify_and_load(module: torch.nn.Module,
     if unexpected:
         print_log(f'{source}: unexpected keys (ignored): {unexpected}',
                   logger='current', level=logging.WARNING)
+    if rescale:
+        scales = rescale_to_init(state)
+        if scales:
+            vals = list(scales.values())
+            print_log(f'{source}: rescaled {len(vals)} conv weights to their '
+                      f'initial norm (factors {min(vals):.3g}-{max(vals):.3g}'
+                      ', BN statistics scaled alike)', logger='current')
     load_state_dict(module, {k: state[k] for k in loaded}, strict=False)
     n_loaded = sum('num_batches_tracked' not in k for k in loaded)
     print_log(f'{source}: loaded {n_loaded}/{len(own_keys)} tensors into '
@@ -151,13 +209,17 @@ class VerifiedPretrained:
             keys absent from the checkpoint. Defaults to 0.5.
         exclude (Sequence[str]): module key prefixes left as initialised
             (e.g. ``['layer4.']`` transfers the stem and layers 1-3 only).
+        rescale (bool): give each conv weight followed by BN the norm of its
+            fresh initialisation, BN statistics scaled alike (the same
+            function; see :func:`rescale_to_init`).
     """
 
     def __init__(self, checkpoint: str, prefix: Optional[str] = None,
                  map_location: str = 'cpu', max_missing_ratio: float = 0.5,
-                 exclude: Sequence[str] = ()):
+                 exclude: Sequence[str] = (), rescale: bool = False):
         self.checkpoint = checkpoint
         self.exclude = tuple(exclude)
+        self.rescale = rescale
         self.prefix = prefix
         self.map_location = map_location
         self.max_missing_ratio = max_missing_ratio
@@ -169,7 +231,7 @@ class VerifiedPretrained:
         ckpt = load_checkpoint(self.checkpoint, self.map_location)
         verify_and_load(module, extract_state_dict(ckpt), self.prefix,
                         self.max_missing_ratio, source=str(self.checkpoint),
-                        exclude=self.exclude)
+                        exclude=self.exclude, rescale=self.rescale)
         if hasattr(module, '_params_init_info'):
             from mmengine.model.weight_init import update_init_info
             update_init_info(
