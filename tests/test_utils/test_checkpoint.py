@@ -197,18 +197,28 @@ def test_failed_save_cleans_up_and_keeps_old_file(tmp_path, monkeypatch):
 
 
 def test_find_resume_checkpoint(tmp_path):
-    work = str(tmp_path)
+    work = str(tmp_path / 'work')
+    os.makedirs(work)
     assert find_resume_checkpoint(work) is None
     for n in ('iter_2.pth', 'iter_10.pth', '.iter_12.pth.tmp-7-0123abcd',
-              'best_mDice_iter_2.pth'):
-        open(osp.join(work, n), 'wb').close()
-    # no last_checkpoint: newest iter_*.pth by number (not by name)
+              'best_mDice_iter_12.pth', 'iter_11.pth.tmp'):
+        torch.save(dict(meta=dict(iter=1)), osp.join(work, n))
+    # a truncated iter_11 (complete zips end with the central directory)
+    data = open(osp.join(work, 'iter_10.pth'), 'rb').read()
+    open(osp.join(work, 'iter_11.pth'), 'wb').write(data[:-30])
+    # a symlink to a checkpoint elsewhere is not a file of the work dir
+    torch.save(dict(meta=dict(iter=1)), tmp_path / 'outside.pth')
+    os.symlink(tmp_path / 'outside.pth', osp.join(work, 'iter_13.pth'))
+    # no last_checkpoint: newest complete iter_*.pth by number (not name)
     assert find_resume_checkpoint(work) == osp.join(work, 'iter_10.pth')
     last = osp.join(work, 'last_checkpoint')
     open(last, 'w').write(osp.join(work, 'iter_2.pth'))
     assert find_resume_checkpoint(work) == osp.join(work, 'iter_2.pth')
-    # last_checkpoint names a file that is gone, or is cut short
-    open(last, 'w').write(osp.join(work, 'iter_12.pth'))
-    assert find_resume_checkpoint(work) == osp.join(work, 'iter_10.pth')
-    open(last, 'w').write(osp.join(work, 'iter_'))
-    assert find_resume_checkpoint(work) == osp.join(work, 'iter_10.pth')
+    # last_checkpoint names a file that is gone, cut short, a temporary,
+    # truncated, a best_* or outside the work dir: the newest complete one
+    for named in ('iter_12.pth', 'iter_', '.iter_12.pth.tmp-7-0123abcd',
+                  'iter_11.pth', 'best_mDice_iter_12.pth', 'iter_13.pth',
+                  '../outside.pth'):
+        open(last, 'w').write(osp.join(work, named))
+        assert find_resume_checkpoint(work) == \
+            osp.join(work, 'iter_10.pth'), named
