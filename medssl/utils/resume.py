@@ -73,17 +73,26 @@ def check_counters(meta: dict, path: str, max_iters: Optional[int],
                               'an integer in [0, 2**32)')
 
 
-def check_runtime_info(info: dict, path: str, allowed_dirs: List[str]) -> None:
-    """Path-like ``message_hub.runtime_info`` entries (``best_ckpt*``, any
-    key naming a ckpt / path / dir / file) must be strings inside one of
-    ``allowed_dirs`` (the work dir, the checkpoint hook's out_dir) -- the
-    CheckpointHook deletes the ``best_ckpt`` path when the score improves;
-    ``keep_ckpt_ids`` (the steps of the files it deletes) must be
-    non-negative integers."""
+def check_runtime_info(info: dict, path: str, allowed_dirs: List[str],
+                       logger=None) -> None:
+    """Check (and clean) ``message_hub.runtime_info`` of a checkpoint.
+
+    * ``best_ckpt*`` -- the path the CheckpointHook deletes (``rmtree`` for
+      a folder) when the score improves -- must be a ``best_*`` string
+      inside one of ``allowed_dirs`` (the work dir, the hook's out_dir);
+    * ``keep_ckpt_ids`` -- the steps of the files the hook deletes -- must
+      be non-negative integers;
+    * any other path-like entry (a key naming a ckpt / path / dir / file,
+      e.g. ``last_ckpt``) outside ``allowed_dirs`` is removed (logged):
+      mmengine only records them, and a checkpoint copied from another
+      machine legitimately holds that machine's paths.
+
+    Anything else is a :class:`CheckpointError` naming ``path``.
+    """
     if not isinstance(info, dict):
         raise CheckpointError(f"{path}: message_hub['runtime_info'] is a "
                               f'{type(info).__name__}, not a dict')
-    for key, value in info.items():
+    for key, value in list(info.items()):
         if not isinstance(key, str):
             raise CheckpointError(f'{path}: runtime_info key {key!r:.60} is '
                                   'not a string')
@@ -99,16 +108,24 @@ def check_runtime_info(info: dict, path: str, allowed_dirs: List[str]) -> None:
         if not isinstance(value, str):
             raise CheckpointError(f'{path}: runtime_info {key} = '
                                   f'{value!r:.60} is not a path string')
-        if not any(_inside(value, d) for d in allowed_dirs):
+        inside = any(_inside(value, d) for d in allowed_dirs)
+        if not key.startswith('best_ckpt'):
+            if not inside:
+                del info[key]
+                if logger is not None:
+                    logger.warning(f'{path}: runtime_info {key} = '
+                                   f'{value!r:.200} is outside the work dir:'
+                                   ' dropped')
+            continue
+        if not inside:
             raise CheckpointError(
                 f'{path}: runtime_info {key} = {value!r:.200} lies outside '
                 f'the work dir {allowed_dirs[0]}; refusing a checkpoint whose '
                 'paths point elsewhere (the checkpoint hook deletes them)')
-        if key.startswith('best_ckpt') and \
-                not osp.basename(value).startswith('best_'):
+        if not osp.basename(value).startswith('best_'):
             raise CheckpointError(
                 f'{path}: runtime_info {key} = {value!r:.200} is not a '
-                "best_*.pth file of the checkpoint hook")
+                'best_*.pth file of the checkpoint hook')
 
 
 def _strip_module(key: str) -> str:
@@ -226,14 +243,20 @@ def check_resume_checkpoint(ckpt: dict, path: str, runner: Runner) -> None:
         h.out_dir for h in runner.hooks
         if type(h).__name__ == 'CheckpointHook'
         and isinstance(getattr(h, 'out_dir', None), str)]
-    check_runtime_info(hub.get('runtime_info', {}), path, allowed)
+    check_runtime_info(hub.get('runtime_info', {}), path, allowed,
+                       runner.logger)
     model = runner.model.module if is_model_wrapper(runner.model) \
         else runner.model
     check_model_keys(model, ckpt.get('state_dict'), path)
     if 'optimizer' in ckpt:
+        # built here as Runner.resume builds it (no-op once train() did)
+        runner.optim_wrapper = runner.build_optim_wrapper(
+            runner.optim_wrapper)
         check_optimizer_state(runner.optim_wrapper, ckpt['optimizer'], path)
     scheds = ckpt.get('param_schedulers')
     if scheds is not None and runner.param_schedulers is not None:
+        runner.param_schedulers = runner.build_param_scheduler(
+            runner.param_schedulers)
         built = runner.param_schedulers
         n_built = {k: len(v) for k, v in built.items()} \
             if isinstance(built, dict) else len(built)
