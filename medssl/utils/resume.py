@@ -231,14 +231,25 @@ def check_resume_checkpoint(ckpt: dict, path: str, runner: Runner) -> None:
         raise CheckpointError(f"{path}: no 'meta' dict (not a checkpoint of "
                               'a training run: use load_from to start from '
                               'its weights)')
-    if meta.pop('config', None) is not None:
-        runner.logger.info(f"{path}: meta['config'] ignored (checkpoint "
-                           'content is never executed)')
-    check_counters(meta, path, runner.max_iters, runner.max_epochs)
+    # config text is code (Config.fromstring executes it): never read.
+    # Runner.resume parses meta['config']; mmengine's inferencers parse
+    # meta['cfg'] / runtime_info['cfg'] -- the runner keeps its own 'cfg'
+    # in the message hub instead of carrying the file's into new checkpoints
+    dropped = [k for k in ('config', 'cfg') if meta.pop(k, None) is not None]
     hub = ckpt.get('message_hub')
-    if not isinstance(hub, dict):
-        raise CheckpointError(f"{path}: no 'message_hub' dict (not a "
-                              'checkpoint of a training run)')
+    if isinstance(hub, dict) and isinstance(hub.get('runtime_info'), dict) \
+            and hub['runtime_info'].pop('cfg', None) is not None:
+        dropped.append("message_hub.runtime_info['cfg']")
+    if dropped:
+        runner.logger.info(f'{path}: config text in {", ".join(dropped)} '
+                           'ignored (checkpoint content is never executed)')
+    check_counters(meta, path, runner.max_iters, runner.max_epochs)
+    if not isinstance(hub, dict) or not all(
+            isinstance(hub.get(k), dict)
+            for k in ('log_scalars', 'runtime_info', 'resumed_keys')):
+        raise CheckpointError(f"{path}: no 'message_hub' dict with "
+                              'log_scalars / runtime_info / resumed_keys (not '
+                              'a checkpoint of a training run)')
     allowed = [runner.work_dir] + [
         h.out_dir for h in runner.hooks
         if type(h).__name__ == 'CheckpointHook'

@@ -76,8 +76,9 @@ def test_resume_continues_and_never_executes_meta_config(tmp_path, trained):
     marker = tmp_path / 'PWNED'
 
     def evil(ckpt):
-        ckpt['meta']['config'] = (f"import os\nos.system('touch {marker}')\n"
-                                  'gpu_ids = [0, 1, 2]\n')
+        code = f"import os\nos.system('touch {marker}')\ngpu_ids = [0, 1]\n"
+        ckpt['meta']['config'] = ckpt['meta']['cfg'] = code
+        ckpt['message_hub']['runtime_info']['cfg'] = code
 
     path = forged(tmp_path, trained, evil)
     runner = resume(tmp_path / 'work', path)
@@ -87,6 +88,10 @@ def test_resume_continues_and_never_executes_meta_config(tmp_path, trained):
     assert not torch.equal(runner.model.linear.weight,
                            trained[1]['state_dict']['linear.weight'])
     assert runner.model.steps.item() == 3  # the buffer was restored (2 + 1)
+    # the new checkpoint carries this run's config text, not the file's
+    saved = torch.load(tmp_path / 'work' / 'iter_3.pth', weights_only=False)
+    assert 'PWNED' not in saved['message_hub']['runtime_info'].get('cfg', '')
+    assert 'PWNED' not in saved['meta'].get('cfg', '')
 
 
 def _set_info(key, value):
