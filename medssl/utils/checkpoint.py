@@ -17,6 +17,11 @@ save leaves a truncated file that ``--resume`` then picks.
   refused with ``CheckpointError: <path>: ...`` naming the global; a
   missing, empty, truncated, text or foreign file gives ``CheckpointError:
   <path>: <what is wrong>`` too. The check is never disabled globally.
+  What the file holds is checked too (:func:`check_checkpoint_content`):
+  no compressed zip record and no tensor larger than its storage (a
+  stride-0 ``expand`` of 4 bytes is not materialised into gigabytes), string
+  state-dict keys, finite weights unless ``MEDSSL_ALLOW_NONFINITE=1``
+  (``tools/train.py --allow-nonfinite``).
 * :func:`install_checkpoint_io` (called by ``register_all_modules``, i.e. by
   every tool) makes this reader mmengine's ``CheckpointLoader`` for local
   paths and http(s) URLs -- so ``Runner.load_checkpoint``, ``--resume``,
@@ -26,7 +31,10 @@ save leaves a truncated file that ``--resume`` then picks.
   the same folder, fsynced, then renamed (``os.replace``) to its name.
 * :func:`load_model_checkpoint`: strict model loading naming the missing /
   unexpected key prefixes (``tools/test.py``, ``medssl.apis.inference``).
-* :func:`find_resume_checkpoint`: the checkpoint ``--resume`` continues from.
+* :func:`find_resume_checkpoint`: the checkpoint ``--resume`` continues from
+  (a complete ``iter_N.pth`` / ``epoch_N.pth`` of the work dir). The
+  resume itself -- strict, never executing ``meta`` -- is
+  :class:`medssl.utils.resume.SafeRunner`.
 """
 import os
 import os.path as osp

@@ -293,7 +293,7 @@ class SafeRunner(Runner):
         work_dir = kwargs.get('work_dir', args[1] if len(args) > 1 else None)
         self._work_dir_lock = None
         # rank 0 only: every rank of a distributed run shares the work dir
-        if work_dir is not None and int(os.environ.get('RANK', 0)) == 0:
+        if work_dir is not None and os.environ.get('RANK', '0') in ('0', ''):
             self._work_dir_lock = WorkDirLock(work_dir).acquire()
         self._resuming = None
         try:
