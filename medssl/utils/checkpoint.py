@@ -272,8 +272,8 @@ def check_checkpoint_content(ckpt: dict, path: str,
         msg = (f'{path}: non-finite weights (NaN/inf) in {"; ".join(bad)}')
         if not allow_nonfinite:
             raise CheckpointError(
-                msg + '; refusing to load them (set MEDSSL_ALLOW_NONFINITE=1'
-                ' or pass --allow-nonfinite to load them anyway)')
+                msg + '; refusing to load them (environment variable '
+                'MEDSSL_ALLOW_NONFINITE=1 loads them anyway)')
         warnings.warn(msg + ' (loaded: MEDSSL_ALLOW_NONFINITE)')
 
 

@@ -341,6 +341,15 @@ def test_resume_on_the_command_line_treats_content_as_data(tmp_path, toy_cli):
         assert err.startswith(f'CheckpointError: {path}: {problem}'), err
         assert not osp.exists(tmp_path / 'b' / 'iter_3.pth')
     assert victim.is_dir()
+    # --allow-nonfinite: the NaN checkpoint is loaded (as load_from), and
+    # then the NaN loss stops training (not the checkpoint reader)
+    nan = str(tmp_path / 'nan.pth')
+    rc, err = toy_cli(tmp_path / 'n', '--cfg-options', f'load_from={nan}')
+    assert rc == 1 and err.startswith(f'CheckpointError: {nan}: non-finite')
+    rc, err = toy_cli(tmp_path / 'n', '--allow-nonfinite', '--cfg-options',
+                      f'load_from={nan}')
+    assert rc == 1 and err.startswith('NonFiniteLossError: '), err
+    assert 'MEDSSL_ALLOW_NONFINITE' not in os.environ  # restored
     # a different model config: strict, names the file and the keys
     rc, err = toy_cli(tmp_path / 'c', '--resume', good, '--cfg-options',
                       'model.type=CliToyWhitening')

@@ -307,8 +307,8 @@ def test_nonfinite_weights_refused_by_every_loader(nan_backbone, tmp_path,
     model, path = nan_backbone
     problem = (f'{path}: non-finite weights (NaN/inf) in '
                'state_dict.backbone.weight (1/6 non-finite); refusing to load '
-               'them (set MEDSSL_ALLOW_NONFINITE=1 or pass --allow-nonfinite '
-               'to load them anyway)')
+               'them (environment variable MEDSSL_ALLOW_NONFINITE=1 loads them '
+               'anyway)')
     before = model.backbone.weight.detach().clone()
     loaders = {
         'load_checkpoint': lambda: load_checkpoint(path),
