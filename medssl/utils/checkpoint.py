@@ -247,7 +247,9 @@ def check_checkpoint_content(ckpt: dict, path: str,
     for name, t in _iter_tensors(ckpt):
         nbytes = t.numel() * t.element_size()
         stored = t.untyped_storage().nbytes()
-        if nbytes > stored or (t.numel() > 1 and 0 in t.stride()):
+        # the materialised size is then bounded by the bytes on disk (a
+        # stride-0 expand of a large storage to a few elements is harmless)
+        if nbytes > stored:
             raise CheckpointError(
                 f'{path}: tensor {name} of shape {tuple(t.shape)} '
                 f'({nbytes} bytes) is a view of {stored} bytes on disk '

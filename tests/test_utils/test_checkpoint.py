@@ -255,8 +255,10 @@ def test_tensors_are_bounded_by_the_bytes_on_disk(tmp_path):
     # a legitimate view sharing a larger storage is fine
     base = torch.arange(10.)
     fine = tmp_path / 'fine.pth'
-    torch.save(dict(a=base[2:5], b=base), fine)
+    torch.save(dict(a=base[2:5], b=base, c=base[:1].expand(1, 1, 3)),
+               fine)
     assert load_checkpoint(str(fine))['a'].tolist() == [2., 3., 4.]
+    assert load_checkpoint(str(fine))['c'].stride() == (0, 0, 0)
     # a DEFLATE record: torch.load would inflate it without a bound
     big = tmp_path / 'big.pth'
     torch.save(dict(state_dict={'w': torch.zeros(10**5)}), big)
