@@ -280,3 +280,19 @@ def test_work_dir_lock_keeps_a_second_run_out(tmp_path):
     runner.train()
     assert not lock.exists()
     assert osp.isfile(work / 'iter_1.pth')
+
+
+def test_resume_with_other_param_schedulers_names_the_file(tmp_path, trained):
+
+    def two_schedulers(ckpt):
+        ckpt['param_schedulers'] = [dict(last_step=2), dict(last_step=2)]
+
+    path = forged(tmp_path, trained, two_schedulers)
+    runner = safe_runner(tmp_path / 'w', resume=True, load_from=path,
+                         param_scheduler=dict(type='ConstantLR', factor=0.5,
+                                              by_epoch=False, end=2))
+    with pytest.raises(CheckpointError) as err:
+        runner.train()
+    assert str(err.value) == (
+        f'{path}: 2 parameter schedulers in the checkpoint, 1 in this config '
+        '(resume needs the config that wrote it)')
