@@ -10,8 +10,6 @@ Examples::
 """
 import argparse
 import os
-import os.path as osp
-import sys
 
 from mmengine.config import Config, DictAction
 
@@ -19,7 +17,8 @@ from medssl.cli import HelpFormatter, run_main
 
 #: Errors that end the run with one line ``<Error>: <message>`` and exit 1
 #: (config keys, checkpoints, non-finite training), not a traceback.
-CLEAN_ERRORS = ('ConfigKeyError', 'CheckpointError', 'NonFiniteLossError')
+CLEAN_ERRORS = ('ConfigKeyError', 'CheckpointError', 'NonFiniteLossError',
+                'WorkDirLockedError')
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -47,6 +46,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         choices=['nccl', 'gloo', 'mpi'],
         help='torch.distributed backend; None: the config\'s, switched to '
         'gloo when CUDA is unavailable')
+    parser.add_argument(
+        '--allow-nonfinite',
+        action='store_true',
+        help='load checkpoints (resume / load_from / pretrained) even if '
+        'their weights hold NaN/inf (same as MEDSSL_ALLOW_NONFINITE=1); by '
+        'default such a checkpoint is refused')
     parser.add_argument('--seed', type=int, help='random seed')
     parser.add_argument(
         '--cfg-options',
@@ -72,8 +77,8 @@ def build_config(args: argparse.Namespace) -> Config:
 
     Unknown / misspelt top-level keys are a ``ConfigKeyError``
     (medssl.utils.config); ``--resume`` without a path continues from
-    medssl.utils.checkpoint.find_resume_checkpoint (never from a temporary
-    of an interrupted save); a ``NonFiniteLossHook`` is added if the config
+    medssl.utils.checkpoint.find_resume_checkpoint (a complete iter_N.pth of
+    the work dir, never a temporary of an interrupted save); a ``NonFiniteLossHook`` is added if the config
     has none, so no checkpoint with NaN/inf tensors is written.
     """
     from medssl.utils.launcher import load_run_config, setup_cpu_distributed
@@ -93,10 +98,12 @@ def build_config(args: argparse.Namespace) -> Config:
         cfg.auto_scale_lr.enable = True
 
     if args.resume == 'auto':
+        # only a complete iter_N.pth / epoch_N.pth of the work dir; the
+        # runner (medssl.utils.resume.SafeRunner) logs which, or that there
+        # is none
         from medssl.utils.checkpoint import find_resume_checkpoint
         cfg.resume = True
-        cfg.load_from = find_resume_checkpoint(cfg.work_dir) \
-            if osp.isdir(cfg.work_dir) else None
+        cfg.load_from = find_resume_checkpoint(cfg.work_dir)
     elif args.resume is not None:
         cfg.resume = True
         cfg.load_from = args.resume
@@ -125,9 +132,18 @@ def main(argv=None) -> None:
     from medssl.utils import register_all_modules
     register_all_modules(init_default_scope=False)
     cfg = build_config(args)
-    from mmengine.runner import Runner
-    runner = Runner.from_cfg(cfg)
-    runner.train()
+    # strict, content-checking resume; one run per work dir (a lock file)
+    from medssl.utils.resume import SafeRunner
+    before = os.environ.get('MEDSSL_ALLOW_NONFINITE')
+    if args.allow_nonfinite:  # read by medssl.utils.checkpoint
+        os.environ['MEDSSL_ALLOW_NONFINITE'] = '1'
+    try:
+        SafeRunner.from_cfg(cfg).train()
+    finally:
+        if before is None:
+            os.environ.pop('MEDSSL_ALLOW_NONFINITE', None)
+        else:
+            os.environ['MEDSSL_ALLOW_NONFINITE'] = before
 
 
 if __name__ == '__main__':

@@ -17,6 +17,11 @@ save leaves a truncated file that ``--resume`` then picks.
   refused with ``CheckpointError: <path>: ...`` naming the global; a
   missing, empty, truncated, text or foreign file gives ``CheckpointError:
   <path>: <what is wrong>`` too. The check is never disabled globally.
+  What the file holds is checked too (:func:`check_checkpoint_content`):
+  no compressed zip record and no tensor larger than its storage (a
+  stride-0 ``expand`` of 4 bytes is not materialised into gigabytes), string
+  state-dict keys, finite weights unless ``MEDSSL_ALLOW_NONFINITE=1``
+  (``tools/train.py --allow-nonfinite``).
 * :func:`install_checkpoint_io` (called by ``register_all_modules``, i.e. by
   every tool) makes this reader mmengine's ``CheckpointLoader`` for local
   paths and http(s) URLs -- so ``Runner.load_checkpoint``, ``--resume``,
@@ -26,9 +31,11 @@ save leaves a truncated file that ``--resume`` then picks.
   the same folder, fsynced, then renamed (``os.replace``) to its name.
 * :func:`load_model_checkpoint`: strict model loading naming the missing /
   unexpected key prefixes (``tools/test.py``, ``medssl.apis.inference``).
-* :func:`find_resume_checkpoint`: the checkpoint ``--resume`` continues from.
+* :func:`find_resume_checkpoint`: the checkpoint ``--resume`` continues from
+  (a complete ``iter_N.pth`` / ``epoch_N.pth`` of the work dir). The
+  resume itself -- strict, never executing ``meta`` -- is
+  :class:`medssl.utils.resume.SafeRunner`.
 """
-import glob
 import os
 import os.path as osp
 import pickle
@@ -45,7 +52,8 @@ __all__ = [
     'CheckpointError', 'allowed_global_names', 'load_checkpoint',
     'extract_state_dict', 'load_model_checkpoint', 'non_finite_entries',
     'atomic_write_bytes', 'AtomicLocalBackend', 'install_checkpoint_io',
-    'find_resume_checkpoint'
+    'find_resume_checkpoint', 'resume_candidates', 'check_checkpoint_content',
+    'allow_nonfinite_default'
 ]
 
 #: Remote model-zoo schemes of mmengine that bypass the scheme table.
@@ -128,17 +136,21 @@ def _describe(path: str, err: BaseException) -> str:
 
 
 def load_checkpoint(path: str,
-                    map_location: Union[str, Callable, None] = 'cpu'
-                    ) -> dict:
+                    map_location: Union[str, Callable, None] = 'cpu',
+                    allow_nonfinite: Optional[bool] = None) -> dict:
     """Read a checkpoint without running code from it.
 
     Returns the loaded object (a dict: mmengine checkpoints hold ``meta``,
     ``state_dict``, ``message_hub``, ``optimizer``, ...; a bare state dict
-    is accepted too). Raises :class:`CheckpointError` ``<path>: <problem>``.
+    is accepted too). Raises :class:`CheckpointError` ``<path>: <problem>``,
+    also for content that must not be trusted
+    (:func:`check_checkpoint_content`: tensors larger than their bytes on
+    disk, compressed zip records, non-string keys, non-finite weights
+    unless ``allow_nonfinite``).
     """
     path = str(path)
     if re.match(r'https?://', path):
-        return _safe_http(path, map_location)
+        return _safe_http(path, map_location, allow_nonfinite=allow_nonfinite)
     if path.startswith(_ZOO_PREFIXES):
         _refuse_zoo(path)
     path = osp.expanduser(path)
@@ -148,6 +160,7 @@ def load_checkpoint(path: str,
         raise CheckpointError(f'{path}: not a file')
     if osp.getsize(path) == 0:
         raise CheckpointError(f'{path}: empty file (0 bytes)')
+    _check_zip_records(path)
     try:
         with torch.serialization.safe_globals(_allowed_globals()), \
                 warnings.catch_warnings():
@@ -159,7 +172,111 @@ def load_checkpoint(path: str,
     if not isinstance(ckpt, dict):
         raise CheckpointError(f'{path}: holds a {type(ckpt).__name__}, not '
                               'a checkpoint dict / state dict')
+    check_checkpoint_content(ckpt, path, allow_nonfinite)
     return ckpt
+
+
+# ------------------------------------------------------------ content checks
+def _check_zip_records(path: str) -> None:
+    """Refuse what could expand beyond the bytes on disk before torch reads
+    it: ``torch.save`` stores every record uncompressed, so a compressed
+    (e.g. DEFLATE) record -- or one claiming more bytes than it occupies --
+    can only come from a crafted file (a zip bomb)."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            infos = zf.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return  # not a (complete) zip: torch.load's error is described
+    size = osp.getsize(path)
+    for info in infos:
+        if info.compress_type != zipfile.ZIP_STORED:
+            raise CheckpointError(
+                f'{path}: compressed zip record {info.filename} (method '
+                f'{info.compress_type}, {info.compress_size} bytes on disk, '
+                f'{info.file_size} unpacked); torch.save never compresses, '
+                'refusing a record that can expand beyond the file size')
+        if info.file_size != info.compress_size or info.file_size > size:
+            raise CheckpointError(
+                f'{path}: zip record {info.filename} claims {info.file_size} '
+                f'bytes but occupies {info.compress_size} (file: {size} '
+                'bytes); refusing a corrupt or crafted archive')
+
+
+def allow_nonfinite_default() -> bool:
+    """Whether non-finite weights are accepted when a caller does not say:
+    only with the environment variable ``MEDSSL_ALLOW_NONFINITE=1`` (set by
+    ``tools/train.py --allow-nonfinite``)."""
+    return os.environ.get('MEDSSL_ALLOW_NONFINITE', '') in ('1', 'true',
+                                                            'yes')
+
+
+def _iter_tensors(obj, name: str = ''):
+    """``(dotted name, tensor)`` of every tensor in nested dicts / lists."""
+    if torch.is_tensor(obj):
+        yield name, obj
+    elif isinstance(obj, dict):
+        for k, v in obj.items():
+            yield from _iter_tensors(v, f'{name}.{k}' if name else str(k))
+    elif isinstance(obj, (list, tuple)):
+        for i, v in enumerate(obj):
+            yield from _iter_tensors(v, f'{name}.{i}' if name else str(i))
+
+
+def _state_dict_of(ckpt: dict) -> Optional[dict]:
+    """The model weights of a loaded checkpoint: ``ckpt['state_dict']``, or
+    ``ckpt`` itself when it is a bare state dict (holds tensors)."""
+    if 'state_dict' in ckpt:
+        return ckpt['state_dict']
+    if any(torch.is_tensor(v) for v in ckpt.values()):
+        return ckpt
+    return None
+
+
+def check_checkpoint_content(ckpt: dict, path: str,
+                             allow_nonfinite: Optional[bool] = None) -> None:
+    """Checks on what a checkpoint holds, each a :class:`CheckpointError`
+    naming ``path``:
+
+    * no tensor is larger than its storage (a stride-0 ``expand`` or an
+      overlapping view of 4 bytes would otherwise be materialised into
+      gigabytes by the first ``clone``/``copy_``);
+    * the state dict's keys are strings;
+    * the weights (state dict) and optimizer state are finite, unless
+      ``allow_nonfinite`` (None: :func:`allow_nonfinite_default`).
+    """
+    for name, t in _iter_tensors(ckpt):
+        nbytes = t.numel() * t.element_size()
+        stored = t.untyped_storage().nbytes()
+        # the materialised size is then bounded by the bytes on disk (a
+        # stride-0 expand of a large storage to a few elements is harmless)
+        if nbytes > stored:
+            raise CheckpointError(
+                f'{path}: tensor {name} of shape {tuple(t.shape)} '
+                f'({nbytes} bytes) is a view of {stored} bytes on disk '
+                f'(strides {t.stride()}: an expanded / overlapping tensor); '
+                'refusing a tensor larger than its storage')
+    state = _state_dict_of(ckpt)
+    if state is not None:
+        if not isinstance(state, dict):
+            raise CheckpointError(f'{path}: state_dict is a '
+                                  f'{type(state).__name__}, not a dict')
+        bad_keys = [k for k in state if not isinstance(k, str)]
+        if bad_keys:
+            raise CheckpointError(
+                f'{path}: state dict has {len(bad_keys)} non-string keys '
+                f'(e.g. {bad_keys[0]!r} of type {type(bad_keys[0]).__name__})'
+                '; a state dict maps parameter names to tensors')
+    if allow_nonfinite is None:
+        allow_nonfinite = allow_nonfinite_default()
+    bad = non_finite_entries(state or {}, 'state_dict') + non_finite_entries(
+        ckpt.get('optimizer', {}) if state is not ckpt else {}, 'optimizer')
+    if bad:
+        msg = (f'{path}: non-finite weights (NaN/inf) in {"; ".join(bad)}')
+        if not allow_nonfinite:
+            raise CheckpointError(
+                msg + '; refusing to load them (environment variable '
+                'MEDSSL_ALLOW_NONFINITE=1 loads them anyway)')
+        warnings.warn(msg + ' (loaded: MEDSSL_ALLOW_NONFINITE)')
 
 
 def extract_state_dict(checkpoint: dict,
@@ -294,18 +411,25 @@ def _safe_local(filename, map_location=None):
     return load_checkpoint(filename, map_location)
 
 
-def _safe_http(filename, map_location=None, model_dir=None, progress=True):
-    from .url_cache import url_cache_path  # keyed by the full URL
+def _safe_http(filename, map_location=None, model_dir=None, progress=True,
+               allow_nonfinite: Optional[bool] = None):
+    """Download once into torch hub's cache, then read safely. The cache
+    name includes a hash of the whole URL (:func:`url_cache_path`): two URLs
+    with the same file name are two files."""
+    from .url_cache import url_cache_path
     d = model_dir or osp.join(torch.hub.get_dir(), 'checkpoints')
     os.makedirs(d, exist_ok=True)
     cached = url_cache_path(filename, d)
     if not osp.isfile(cached):
+        tmp = f'{cached}.part-{os.getpid()}'
         try:
-            torch.hub.download_url_to_file(filename, cached,
-                                           progress=progress)
+            torch.hub.download_url_to_file(filename, tmp, progress=progress)
+            os.replace(tmp, cached)
         except Exception as e:  # noqa: BLE001
+            if osp.exists(tmp):
+                os.remove(tmp)
             raise CheckpointError(f'{filename}: download failed: {e}') from e
-    return load_checkpoint(cached, map_location)
+    return load_checkpoint(cached, map_location, allow_nonfinite)
 
 
 def _refuse_zoo(filename, map_location=None):
@@ -326,21 +450,54 @@ def install_checkpoint_io() -> None:
     register_backend('local', AtomicLocalBackend, force=True, prefixes='')
 
 
-def find_resume_checkpoint(work_dir: str) -> Optional[str]:
-    """What ``--resume`` (auto) continues from: the file ``last_checkpoint``
-    names if it exists, else the newest ``iter_*.pth`` / ``epoch_*.pth``
-    (hidden temporaries of an interrupted save are never candidates)."""
-    last = osp.join(work_dir, 'last_checkpoint')
-    if osp.isfile(last):
-        with open(last) as f:
-            named = f.read().strip()
-        if named and osp.isfile(named) and \
-                not TMP_RE.match(osp.basename(named)):
-            return named
-    found = []
-    for p in glob.glob(osp.join(work_dir, '*.pth')):  # '*' skips dotfiles
-        m = re.fullmatch(r'(iter|epoch)_(\d+)\.pth', osp.basename(p))
-        if m:
-            found.append((int(m.group(2)), p))
-    return max(found)[1] if found else None
+#: What auto-resume may continue from: a checkpoint the CheckpointHook wrote.
+RESUME_NAME_RE = re.compile(r'(iter|epoch)_(\d+)\.pth')
 
+
+def _inside(path: str, folder: str) -> bool:
+    """Whether ``path`` (symlinks resolved) lies strictly inside ``folder``."""
+    path, folder = osp.realpath(path), osp.realpath(folder)
+    return path != folder and osp.commonpath([path, folder]) == folder
+
+
+def _complete_checkpoint(path: str) -> bool:
+    """A plain file (no symlink) holding a complete zip archive (the end of
+    central directory record torch.save writes last is present)."""
+    if osp.islink(path) or not osp.isfile(path):
+        return False
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return len(zf.infolist()) > 0
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return False
+
+
+def resume_candidates(work_dir: str) -> List[str]:
+    """The complete ``iter_N.pth`` / ``epoch_N.pth`` files directly in
+    ``work_dir``, newest (highest N) first. Hidden temporaries of an
+    interrupted save, ``best_*.pth``, symlinks and truncated files are never
+    candidates."""
+    found = []
+    for name in os.listdir(work_dir) if osp.isdir(work_dir) else ():
+        m = RESUME_NAME_RE.fullmatch(name)
+        path = osp.join(work_dir, name)
+        if m and _complete_checkpoint(path):
+            found.append((int(m.group(2)), m.group(1) == 'iter', path))
+    return [p for *_, p in sorted(found, reverse=True)]
+
+
+def find_resume_checkpoint(work_dir: str) -> Optional[str]:
+    """What ``--resume`` (auto) continues from: one of
+    :func:`resume_candidates` -- the one ``last_checkpoint`` names if it is
+    one of them, else the newest. ``None`` if there is none.
+    ``last_checkpoint`` is only a hint: a name in it that is gone, cut short,
+    a temporary or outside the work dir is ignored."""
+    candidates = resume_candidates(work_dir)
+    last = osp.join(work_dir, 'last_checkpoint')
+    if candidates and osp.isfile(last):
+        with open(last, errors='replace') as f:
+            named = f.read(4096).strip()
+        real = {osp.realpath(p): p for p in candidates}
+        if named and osp.realpath(named) in real:
+            return real[osp.realpath(named)]
+    return candidates[0] if candidates else None

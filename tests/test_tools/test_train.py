@@ -234,3 +234,159 @@ def test_command_line_to_config(tmp_path):
 
     cfg = build_config(parse_args([cfg_file, '--resume', 'some/iter_3.pth']))
     assert cfg.resume is True and cfg.load_from == 'some/iter_3.pth'
+
+
+# ------------------------------------------- resume on the command line (16)
+TOY_MODULE = '''
+from toy_models import ToyData, ToyModel
+import torch
+from medssl.registry import DATASETS, MODELS
+
+
+class ToyWithWhitening(ToyModel):
+    def __init__(self):
+        super().__init__()
+        self.register_buffer('whitening', torch.eye(3))
+
+
+MODELS.register_module('CliToyModel', module=ToyModel, force=True)
+MODELS.register_module('CliToyWhitening', module=ToyWithWhitening,
+                       force=True)
+DATASETS.register_module('CliToyData', module=ToyData, force=True)
+'''
+
+TOY_CONFIG = '''
+custom_imports = dict(imports=['cli_toy'])
+default_scope = 'medssl'
+model = dict(type='CliToyModel')
+train_dataloader = dict(
+    dataset=dict(type='CliToyData'), batch_size=4, num_workers=0,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    collate_fn=dict(type='default_collate'))
+train_cfg = dict(by_epoch=False, max_iters=3)
+optim_wrapper = dict(optimizer=dict(type='SGD', lr=0.1, momentum=0.9))
+default_hooks = dict(checkpoint=dict(type='CheckpointHook', interval=2,
+                                     by_epoch=False))
+'''
+
+
+@pytest.fixture
+def toy_cli(tmp_path, monkeypatch, capsys):
+    """``run(work_dir, *args) -> (exit code, stderr)``: tools/train.py as
+    its ``__main__`` runs it (``run_main``), on a toy config."""
+    (tmp_path / 'cli_toy.py').write_text(TOY_MODULE)
+    (tmp_path / 'toy_cfg.py').write_text(TOY_CONFIG)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.syspath_prepend(osp.join(REPO, 'tests', 'test_engine'))
+    from medssl.cli import run_main
+    from tools_train import CLEAN_ERRORS, main
+    runs = iter(range(1000))
+
+    def run(work_dir, *args):
+        name = f'cli{next(runs)}_{osp.basename(str(tmp_path))}'
+        monkeypatch.setattr(sys, 'argv', [
+            'train.py', str(tmp_path / 'toy_cfg.py'), '--work-dir',
+            str(work_dir), *args, '--cfg-options', f'experiment_name={name}'])
+        capsys.readouterr()
+        try:
+            run_main(main, CLEAN_ERRORS)
+        except SystemExit as e:
+            return e.code, capsys.readouterr().err
+        return 0, capsys.readouterr().err
+
+    return run
+
+
+def _forge(src, dst, edit):
+    ckpt = torch.load(src, weights_only=False)
+    edit(ckpt)
+    torch.save(ckpt, dst)
+    return str(dst)
+
+
+def test_resume_on_the_command_line_treats_content_as_data(tmp_path, toy_cli):
+    first = tmp_path / 'first'
+    assert toy_cli(first)[0] == 0
+    good = str(first / 'iter_2.pth')
+    marker, victim = tmp_path / 'PWNED', tmp_path / 'victim'
+    victim.mkdir()
+
+    def config_code(c):
+        c['meta']['config'] = f"import os\nos.system('touch {marker}')\n"
+
+    rc, err = toy_cli(tmp_path / 'a', '--resume',
+                      _forge(good, tmp_path / 'code.pth', config_code))
+    assert (rc, err) == (0, '') and not marker.exists()
+    assert osp.isfile(tmp_path / 'a' / 'iter_3.pth')  # trained on
+
+    def best_outside(c):
+        c['message_hub']['runtime_info']['best_ckpt'] = str(victim)
+
+    def huge_iter(c):
+        c['meta']['iter'] = 10**9
+
+    def nan_weight(c):
+        c['state_dict']['linear.weight'][0, 0] = float('nan')
+
+    for name, edit, problem in (
+            ('best', best_outside, f'runtime_info best_ckpt = {str(victim)!r}'
+             f' lies outside the work dir {tmp_path / "b"}'),
+            ('iter', huge_iter, "meta['iter'] = 1000000000 is beyond this "
+             "run's max_iters = 3"),
+            ('nan', nan_weight, 'non-finite weights (NaN/inf) in '
+             'state_dict.linear.weight (1/3 non-finite)')):
+        path = _forge(good, tmp_path / f'{name}.pth', edit)
+        rc, err = toy_cli(tmp_path / 'b', '--resume', path)
+        assert rc == 1 and err.count('\n') == 1, err
+        assert err.startswith(f'CheckpointError: {path}: {problem}'), err
+        assert not osp.exists(tmp_path / 'b' / 'iter_3.pth')
+    assert victim.is_dir()
+    # --allow-nonfinite: the NaN checkpoint is loaded (as load_from), and
+    # then the NaN loss stops training (not the checkpoint reader)
+    nan = str(tmp_path / 'nan.pth')
+    rc, err = toy_cli(tmp_path / 'n', '--cfg-options', f'load_from={nan}')
+    assert rc == 1 and err.startswith(f'CheckpointError: {nan}: non-finite')
+    rc, err = toy_cli(tmp_path / 'n', '--allow-nonfinite', '--cfg-options',
+                      f'load_from={nan}')
+    assert rc == 1 and err.startswith('NonFiniteLossError: '), err
+    assert 'MEDSSL_ALLOW_NONFINITE' not in os.environ  # restored
+    # a different model config: strict, names the file and the keys
+    rc, err = toy_cli(tmp_path / 'c', '--resume', good, '--cfg-options',
+                      'model.type=CliToyWhitening')
+    assert rc == 1 and err == (
+        f'CheckpointError: {good}: cannot resume ToyWithWhitening strictly: '
+        '1 model keys missing from it: whitening (1) (resume needs the config '
+        'that wrote the checkpoint; to start a new run from its weights use '
+        'load_from without --resume)\n')
+
+
+def test_auto_resume_and_work_dir_lock_on_the_command_line(tmp_path,
+                                                           toy_cli):
+    work = tmp_path / 'work'
+    assert toy_cli(work, '--cfg-options', 'train_cfg.max_iters=2')[0] == 0
+    os.remove(work / 'iter_2.pth')
+    # last_checkpoint names the deleted iter_2; iter_1 is cut short
+    named = (tmp_path / 'work' / 'last_checkpoint').read_text()
+    assert named.endswith('iter_2.pth')
+    (work / 'iter_1.pth').write_bytes(b'PK\x03\x04 cut short')
+    assert toy_cli(work, '--resume')[0] == 0  # nothing complete: scratch
+    logs = sorted(glob.glob(str(work / '*' / '*.log')))
+    assert 'auto-resume: no complete iter_*.pth / epoch_*.pth in' in \
+        open(logs[-1]).read()
+    import socket
+    busy = subprocess.Popen(['sleep', '60'])
+    try:
+        lock = work / '.medssl-train.lock'
+        lock.write_text(f'{busy.pid} {socket.gethostname()}\n')
+        rc, err = toy_cli(work, '--resume')
+        assert rc == 1 and err == (
+            f'WorkDirLockedError: {lock}: work dir busy: locked by running '
+            f'process {busy.pid}; wait for it, use another --work-dir, or '
+            'delete the lock if that run is gone\n')
+    finally:
+        busy.kill()
+        busy.wait()
+    rc, err = toy_cli(work, '--resume')  # stale lock taken over
+    assert rc == 0 and not lock.exists()
+    log = open(sorted(glob.glob(str(work / '*' / '*.log')))[-1]).read()
+    assert f'resume: continuing from {work / "iter_3.pth"}' in log

@@ -197,18 +197,148 @@ def test_failed_save_cleans_up_and_keeps_old_file(tmp_path, monkeypatch):
 
 
 def test_find_resume_checkpoint(tmp_path):
-    work = str(tmp_path)
+    work = str(tmp_path / 'work')
+    os.makedirs(work)
     assert find_resume_checkpoint(work) is None
     for n in ('iter_2.pth', 'iter_10.pth', '.iter_12.pth.tmp-7-0123abcd',
-              'best_mDice_iter_2.pth'):
-        open(osp.join(work, n), 'wb').close()
-    # no last_checkpoint: newest iter_*.pth by number (not by name)
+              'best_mDice_iter_12.pth', 'iter_11.pth.tmp'):
+        torch.save(dict(meta=dict(iter=1)), osp.join(work, n))
+    # a truncated iter_11 (complete zips end with the central directory)
+    data = open(osp.join(work, 'iter_10.pth'), 'rb').read()
+    open(osp.join(work, 'iter_11.pth'), 'wb').write(data[:-30])
+    # a symlink to a checkpoint elsewhere is not a file of the work dir
+    torch.save(dict(meta=dict(iter=1)), tmp_path / 'outside.pth')
+    os.symlink(tmp_path / 'outside.pth', osp.join(work, 'iter_13.pth'))
+    # no last_checkpoint: newest complete iter_*.pth by number (not name)
     assert find_resume_checkpoint(work) == osp.join(work, 'iter_10.pth')
     last = osp.join(work, 'last_checkpoint')
     open(last, 'w').write(osp.join(work, 'iter_2.pth'))
     assert find_resume_checkpoint(work) == osp.join(work, 'iter_2.pth')
-    # last_checkpoint names a file that is gone, or is cut short
-    open(last, 'w').write(osp.join(work, 'iter_12.pth'))
-    assert find_resume_checkpoint(work) == osp.join(work, 'iter_10.pth')
-    open(last, 'w').write(osp.join(work, 'iter_'))
-    assert find_resume_checkpoint(work) == osp.join(work, 'iter_10.pth')
+    # last_checkpoint names a file that is gone, cut short, a temporary,
+    # truncated, a best_* or outside the work dir: the newest complete one
+    for named in ('iter_12.pth', 'iter_', '.iter_12.pth.tmp-7-0123abcd',
+                  'iter_11.pth', 'best_mDice_iter_12.pth', 'iter_13.pth',
+                  '../outside.pth'):
+        open(last, 'w').write(osp.join(work, named))
+        assert find_resume_checkpoint(work) == \
+            osp.join(work, 'iter_10.pth'), named
+
+
+# ------------------------------------------------ content is data (issue 16)
+def _rezip(src, dst, method):
+    """``src``'s zip records rewritten with compression ``method``."""
+    import zipfile
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, 'w', method) as z:
+        for info in zin.infolist():
+            z.writestr(info.filename, zin.read(info.filename))
+
+
+def test_tensors_are_bounded_by_the_bytes_on_disk(tmp_path):
+    import zipfile
+    bomb = tmp_path / 'bomb.pth'
+    # 4 bytes on disk, 4 GB once cloned (what selfsup2mmseg would do)
+    torch.save(dict(state_dict={'backbone.w': torch.zeros(1).expand(
+        10**6, 1000)}), bomb)
+    assert osp.getsize(bomb) < 2000
+    with pytest.raises(CheckpointError) as err:
+        load_checkpoint(str(bomb))
+    assert str(err.value) == (
+        f'{bomb}: tensor state_dict.backbone.w of shape (1000000, 1000) '
+        '(4000000000 bytes) is a view of 4 bytes on disk (strides (0, 0): an '
+        'expanded / overlapping tensor); refusing a tensor larger than its '
+        'storage')
+    overlap = tmp_path / 'overlap.pth'
+    torch.save(dict(w=torch.zeros(8).as_strided((6, 3), (1, 1))), overlap)
+    with pytest.raises(CheckpointError, match='tensor w of shape .6, 3. '
+                       r'\(72 bytes\) is a view of 32 bytes on disk'):
+        load_checkpoint(str(overlap))
+    # a legitimate view sharing a larger storage is fine
+    base = torch.arange(10.)
+    fine = tmp_path / 'fine.pth'
+    torch.save(dict(a=base[2:5], b=base, c=base[:1].expand(1, 1, 3)),
+               fine)
+    assert load_checkpoint(str(fine))['a'].tolist() == [2., 3., 4.]
+    assert load_checkpoint(str(fine))['c'].stride() == (0, 0, 0)
+    # a DEFLATE record: torch.load would inflate it without a bound
+    big = tmp_path / 'big.pth'
+    torch.save(dict(state_dict={'w': torch.zeros(10**5)}), big)
+    deflated = tmp_path / 'deflated.pth'
+    _rezip(big, deflated, zipfile.ZIP_DEFLATED)
+    assert torch.load(deflated, weights_only=True)['state_dict']['w'].numel() \
+        == 10**5  # torch itself accepts it
+    with pytest.raises(CheckpointError) as err:
+        load_checkpoint(str(deflated))
+    assert str(err.value).startswith(
+        f'{deflated}: compressed zip record big/data.pkl (method 8, ')
+    assert 'torch.save never compresses' in str(err.value)
+
+
+def test_non_string_state_dict_keys_are_refused(tmp_path):
+    path = tmp_path / 'intkeys.pth'
+    torch.save(dict(state_dict={0: torch.ones(1), 'b': torch.ones(1)}), path)
+    with pytest.raises(CheckpointError) as err:
+        load_checkpoint(str(path))
+    assert str(err.value) == (
+        f'{path}: state dict has 1 non-string keys (e.g. 0 of type int); a '
+        'state dict maps parameter names to tensors')
+    bare = tmp_path / 'bare.pth'
+    torch.save({('a', 1): torch.ones(1)}, bare)
+    with pytest.raises(CheckpointError, match="e.g. .'a', 1. of type tuple"):
+        load_checkpoint(str(bare))
+
+
+@pytest.fixture
+def nan_backbone(tmp_path):
+    """An SSL-style checkpoint with one NaN in a backbone weight."""
+    model = torch.nn.Sequential()
+    model.add_module('backbone', torch.nn.Linear(2, 3))
+    state = {f'backbone.{k}': v.clone() for k, v in
+             model.backbone.state_dict().items()}
+    state['backbone.weight'][1, 1] = float('inf')
+    path = tmp_path / 'nan.pth'
+    torch.save(dict(meta=dict(), state_dict=state), path)
+    return model, str(path)
+
+
+def test_nonfinite_weights_refused_by_every_loader(nan_backbone, tmp_path,
+                                                   monkeypatch, capsys):
+    import runpy
+
+    from medssl.models.backbones.verified_pretrained import \
+        VerifiedPretrained
+    model, path = nan_backbone
+    problem = (f'{path}: non-finite weights (NaN/inf) in '
+               'state_dict.backbone.weight (1/6 non-finite); refusing to load '
+               'them (environment variable MEDSSL_ALLOW_NONFINITE=1 loads them '
+               'anyway)')
+    before = model.backbone.weight.detach().clone()
+    loaders = {
+        'load_checkpoint': lambda: load_checkpoint(path),
+        # mmengine's reader: --resume, load_from, Pretrained init
+        'mmengine': lambda: _load_checkpoint(path, map_location='cpu'),
+        # tools/test.py, tools/infer_volume.py (medssl.apis.inference)
+        'load_model_checkpoint': lambda: load_model_checkpoint(model, path),
+        'VerifiedPretrained': lambda: VerifiedPretrained(
+            path, prefix='backbone.')(model.backbone),
+    }
+    for name, load in loaders.items():
+        with pytest.raises(CheckpointError) as err:
+            load()
+        assert str(err.value) == problem, name
+    assert torch.equal(model.backbone.weight, before)  # nothing loaded
+    convert = runpy.run_path(osp.join(osp.dirname(__file__), '..', '..',
+                                      'tools', 'model_converters',
+                                      'selfsup2mmseg.py'))['main']
+    out = tmp_path / 'out.pth'
+    assert convert([path, str(out), '--no-whitening']) == 1
+    assert capsys.readouterr().err == f'CheckpointError: {problem}\n'
+    assert not out.exists()
+    # explicitly allowed: loaded, with a warning naming the tensor
+    monkeypatch.setenv('MEDSSL_ALLOW_NONFINITE', '1')
+    with pytest.warns(UserWarning, match='state_dict.backbone.weight'):
+        load_model_checkpoint(model, path)
+    assert torch.isinf(model.backbone.weight[1, 1])
+    monkeypatch.delenv('MEDSSL_ALLOW_NONFINITE')
+    with pytest.raises(CheckpointError, match='non-finite'):
+        load_checkpoint(path, allow_nonfinite=False)
+    assert load_checkpoint(path, allow_nonfinite=True)['meta'] == {}
