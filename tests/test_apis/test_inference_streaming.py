@@ -149,3 +149,17 @@ def test_write_errors_name_the_file_and_the_rest_is_written(
                        r'.*c\.nii\.gz'):
         segment_path(ForgetfulThreshold(), str(src), str(out),
                      threshold_pipeline(), progress=False)
+
+
+def test_non_hu_input_is_warned_about_by_name(tmp_path, capsys):
+    grey = tmp_path / 'grey.nii.gz'
+    nib.save(nib.Nifti1Image(np.full((8, 8, 4), 200, np.uint8),
+                             np.eye(4)), str(grey))
+    ct = write_ct(tmp_path / 'ct.nii.gz', shape=(8, 8, 4))
+    for src in (str(grey), ct):
+        segment_path(ForgetfulThreshold(), src, str(tmp_path / 'o.nii.gz'),
+                     threshold_pipeline(), progress=False)
+    err = capsys.readouterr().err
+    assert err == (f'warning: {grey}: uint8 voxels (values 200..200) cannot '
+                   'be CT numbers in HU (air is -1000 HU): an 8-bit display '
+                   'export? They are used as HU as they are\n')
