@@ -351,6 +351,7 @@ def plan_outputs(src: str, dst: str) -> List[Tuple[str, str]]:
         if osp.exists(dst) and not osp.isdir(dst):
             raise ValueError(f'output {dst} is a file; the input {src} is a '
                              'folder, so the output must be a folder')
+        refuse_same_file(dst, src, 'input folder')
         pairs = [(osp.join(src, n), osp.join(dst, n)) for n in names]
     elif not osp.exists(src):
         raise FileNotFoundError(f'input {src} not found')

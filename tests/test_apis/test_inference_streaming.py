@@ -101,7 +101,7 @@ def test_output_equal_to_input_is_refused(tmp_path):
     os.link(a, tmp_path / 'hard.nii.gz')
     for dst in (str(src), str(tmp_path / 'link'), str(src) + '/',
                 str(tmp_path / 'in' / '..' / 'in')):
-        with pytest.raises(OutputPathError, match=f'is the input {src}'):
+        with pytest.raises(OutputPathError, match=f'is the input folder {src}:'):
             plan_outputs(str(src), dst)
     for dst in (a, str(src), str(tmp_path / 'link' / 'a.nii.gz'),
                 str(tmp_path / 'hard.nii.gz')):
