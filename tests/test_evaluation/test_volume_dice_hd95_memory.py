@@ -133,13 +133,14 @@ def test_two_ranks_equal_one_process(tmp_path):
         s.bind(('127.0.0.1', 0))
         port = s.getsockname()[1]
     ctx = mp.get_context('spawn')
-    queue = ctx.SimpleQueue()
+    queue = ctx.Queue()
     procs = [ctx.Process(target=_worker,
                          args=(r, 2, port, Path(tmp_path), queue))
              for r in range(2)]
     for p in procs:
         p.start()
-    got = dict(queue.get() for _ in procs)
+    # a worker that dies must fail the test, not hang it
+    got = dict(queue.get(timeout=300) for _ in procs)
     for p in procs:
         p.join(60)
         assert p.exitcode == 0
