@@ -4,6 +4,10 @@
 # Several nodes: set NNODES, NODE_RANK, MASTER_ADDR (and PORT) on every node.
 # On CPU-only machines each "GPU" is a process and the gloo backend is used.
 set -euo pipefail
+if [ "$#" -lt 3 ]; then
+    echo "usage: bash tools/dist_test.sh CONFIG CHECKPOINT NGPUS [test.py args]" >&2
+    exit 2
+fi
 CONFIG=$1
 CHECKPOINT=$2
 GPUS=$3

@@ -11,10 +11,19 @@ or a folder of them (OUTPUT: a folder, same file names). The output is a
 uint8 label volume with the input's affine, header and array orientation.
 Slicing, windowing and the way back to 3D follow medssl.apis.inference.
 
-A bad input file does not stop a folder: every good file is written, then a
-summary names each bad file and why, and the exit code is 1. A checkpoint
-that is not this config's model (or would run code when unpickled) stops
-with ``CheckpointError: <path>: ...`` (exit 1) before anything is written.
+Memory: the voxels stay in their on-disk dtype (an uncompressed ``.nii`` is
+memory-mapped), ``--batch-size`` slices at a time become float32, and the
+labels go straight into one uint8 volume.
+
+Options and paths are checked before the model or any volume is loaded
+(exit 2, one line, nothing written): ``--batch-size`` < 1, an empty
+``--window``, a missing input, and an OUTPUT that is an input file (same
+path, symlink or hard link: ``OutputPathError``). A bad input file or a
+failed write (full disk, read-only folder) does not stop a folder: every
+good file is written, then a summary names each bad file and why, and the
+exit code is 1. A checkpoint that is not this config's model (or would run
+code when unpickled) stops with ``CheckpointError: <path>: ...`` (exit 1)
+before anything is written.
 """
 import argparse
 import sys
@@ -65,11 +74,32 @@ def override_windows(cfg, windows) -> None:
                 t['windows'] = [tuple(w) for w in windows]
 
 
+def check_options(args) -> None:
+    """``ValueError`` naming the option, before anything is loaded."""
+    if args.batch_size < 1:
+        raise ValueError(f'--batch-size must be >= 1, got {args.batch_size}')
+    for low, high in args.window or ():
+        if not low < high:
+            raise ValueError(f'--window LOW HIGH needs LOW < HIGH, got '
+                             f'{low:g} {high:g}')
+
+
 def main(argv=None) -> int:
-    """Returns the exit code (0: every file written; 1: see stderr)."""
+    """Returns the exit code (0: every file written; 1: see stderr; 2: bad
+    options or paths, nothing read or written)."""
     args = parse_args(argv)
     from medssl.apis.inference import (build_slice_pipeline, init_segmentor,
-                                       segment_path)
+                                       plan_outputs, segment_path)
+    from medssl.utils.output_guard import OutputPathError
+    try:
+        check_options(args)
+        plan_outputs(args.input, args.output)
+    except OutputPathError as e:
+        print(f'OutputPathError: {e}', file=sys.stderr)
+        return 2
+    except (ValueError, FileNotFoundError) as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 2
     from medssl.utils.checkpoint import CheckpointError
     from medssl.utils.config import ConfigKeyError, check_config_keys
     from mmengine.config import Config
@@ -94,7 +124,7 @@ def main(argv=None) -> int:
     try:
         written = segment_path(model, args.input, args.output, pipeline,
                                args.batch_size, not args.no_progress, failed)
-    except (ValueError, FileNotFoundError) as e:  # a single bad input
+    except (ValueError, OSError) as e:  # a single bad input or output
         written, failed = [], [(args.input, str(e))]
     for path in written:
         print(f'wrote {path}')

@@ -9,7 +9,10 @@ Examples::
 The evaluator (``VolumeDiceMetric`` in the benchmark configs) prints a
 per-organ 3D Dice table and writes ``<work_dir>/volume_dice.json`` (or
 ``--metric-file``). ``--out DIR`` also writes the predicted label slices as
-uint8 PNGs named like the input slices (``<case>_<z>.png``).
+uint8 PNGs named like the input slices (``<case>_<z>.png``); a DIR that
+is (or lies inside) a dataset's image or label folder is refused before
+anything is written (``OutputPathError``, exit 1): predictions written over
+the ground truth would make a rerun score 100.
 
 The checkpoint is read weights-only and loaded strictly
 (``medssl.utils.checkpoint.load_model_checkpoint``): a file that is not a
@@ -21,13 +24,13 @@ of a randomly initialised head. ``--max-key-mismatch N`` tolerates N keys.
 import argparse
 import os
 import os.path as osp
-import sys
+from typing import List, Tuple
 
 from mmengine.config import Config, DictAction
 
 from medssl.cli import HelpFormatter, run_main
 
-CLEAN_ERRORS = ('ConfigKeyError', 'CheckpointError')
+CLEAN_ERRORS = ('ConfigKeyError', 'CheckpointError', 'OutputPathError')
 
 
 def parse_args(argv=None):
@@ -75,6 +78,32 @@ def _set_evaluator(evaluator, key, value):
             ev[key] = value
 
 
+#: data_prefix of the CT datasets when a config gives none
+_DEFAULT_PREFIX = dict(img_path='img_dir', seg_map_path='ann_dir')
+
+
+def dataset_folders(cfg: Config) -> List[Tuple[str, str]]:
+    """``(description, folder)`` of the image and label folders of every
+    dataloader's dataset (wrappers such as ConcatDataset included)."""
+    folders = []
+    for split in ('train', 'val', 'test'):
+        loader = cfg.get(f'{split}_dataloader') or {}
+        stack = [loader.get('dataset')]
+        while stack:
+            ds = stack.pop()
+            if not isinstance(ds, dict):
+                continue
+            stack += list(ds.get('datasets') or []) + [ds.get('dataset')]
+            root = ds.get('data_root') or ''
+            prefix = ds.get('data_prefix') or _DEFAULT_PREFIX
+            for key, what in (('img_path', 'image'),
+                              ('seg_map_path', 'label')):
+                if prefix.get(key) is not None:
+                    folders.append((f'{split} dataset {what} folder',
+                                    osp.join(root, prefix[key])))
+    return folders
+
+
 def build_config(args) -> Config:
     from medssl.utils.launcher import load_run_config, setup_cpu_distributed
     cfg = load_run_config(args.config, args.cfg_options, args.launcher,
@@ -89,6 +118,8 @@ def build_config(args) -> Config:
         cfg.test_evaluator, 'out_file', args.metric_file
         or osp.join(cfg.work_dir, 'volume_dice.json'))
     if args.out is not None:
+        from medssl.utils.output_guard import refuse_inside
+        refuse_inside(args.out, dataset_folders(cfg))
         _set_evaluator(cfg.test_evaluator, 'pred_dir', args.out)
     # CPU-only machine: gloo, and a process group mmengine can't make itself
     setup_cpu_distributed(cfg)

@@ -33,6 +33,12 @@ def main(argv=None) -> int:
     on stderr (SRC is read weights-only: a file that would run code when
     unpickled is refused, naming the global)."""
     args = parse_args(argv)  # before the heavy imports: --help is instant
+    from medssl.utils.output_guard import OutputPathError, refuse_same_file
+    try:  # DST == SRC would replace the SSL checkpoint by a backbone file
+        refuse_same_file(args.dst, args.src, 'input checkpoint')
+    except OutputPathError as e:
+        print(f'OutputPathError: {e}', file=sys.stderr)
+        return 2
     import medssl  # noqa: F401  (mmcv shim)
     from medssl.apis.model_converters import convert_file
     from medssl.utils.checkpoint import CheckpointError

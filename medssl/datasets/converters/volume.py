@@ -1,6 +1,8 @@
 """Reading and validating one case: NIfTI image (+ label) -> canonical
 float32 HU and uint8 label arrays and the case's meta dict."""
 import os.path as osp
+import sys
+from typing import Optional
 
 import nibabel as nib
 import numpy as np
@@ -8,7 +10,8 @@ import numpy as np
 from .ct_io import to_canonical
 from .options import CaseSpec, ConversionError, ConvertOptions
 
-__all__ = ['load_case', 'body_fraction', 'BODY_HU']
+__all__ = ['load_case', 'body_fraction', 'BODY_HU', 'non_hu_reason',
+           'check_affine']
 
 BODY_HU = -500.0
 
@@ -40,16 +43,72 @@ def _load_nifti(path: str, case: str, what: str, keep_dtype: bool = False):
     return img, data
 
 
+def non_hu_reason(dtype, lo: float, hi: float) -> Optional[str]:
+    """Why voxels of on-disk ``dtype`` with (scaled) values ``lo..hi`` do
+    not look like CT numbers in HU, or None.
+
+    CT in HU has air at about -1000 (and a scanner's padding below); an
+    8-bit volume, or one without any negative value, is a display export or
+    lacks its rescale intercept -- taken as HU as it is, it would be windowed
+    as soft tissue/bone everywhere.
+    """
+    dtype = np.dtype(dtype)
+    if dtype.kind == 'b' or (dtype.kind in 'iu' and dtype.itemsize == 1
+                             and lo >= -128 and hi <= 255):
+        return (f'{dtype} voxels (values {lo:g}..{hi:g}) cannot be CT '
+                'numbers in HU (air is -1000 HU): an 8-bit display export? '
+                'They are used as HU as they are')
+    if lo >= 0:
+        return (f'no voxel below 0 HU (values {lo:g}..{hi:g}; air is -1000 '
+                'HU): not CT in HU, or a missing rescale intercept? They are '
+                'used as HU as they are')
+    return None
+
+
+def check_affine(affine: np.ndarray, case: str, path: str) -> np.ndarray:
+    """``ConversionError`` naming the case and file unless ``affine`` is a
+    finite 4x4 matrix whose 3x3 part is invertible (a zero, NaN or
+    degenerate sform/qform has no orientation to slice along)."""
+    affine = np.asarray(affine, dtype=np.float64)
+    if affine.shape != (4, 4) or not np.all(np.isfinite(affine)):
+        raise ConversionError(
+            f'case {case}: {path} has a non-finite affine (NaN/inf in the '
+            f'sform/qform): {np.round(affine, 4).tolist()}')
+    sv = np.linalg.svd(affine[:3, :3], compute_uv=False)
+    if sv[-1] <= 1e-6 * max(sv[0], 1e-12):
+        raise ConversionError(
+            f'case {case}: {path} has a degenerate affine (a zero or '
+            f'collinear axis in the sform/qform): '
+            f'{np.round(affine, 4).tolist()}')
+    return affine
+
+
 def load_case(spec: CaseSpec, opts: ConvertOptions):
     """Load and validate one case.
 
     Returns ``(hu, label, meta)``: canonical float32 HU ``(X, Y, Z)``,
     canonical uint8 label (or None) and the meta dict (without ``slices``).
     """
+    try:
+        return _load_case(spec, opts)
+    except ConversionError:
+        raise
+    except Exception as e:  # noqa: BLE001 -- any other per-case failure
+        raise ConversionError(
+            f'case {spec.case}: {spec.image}: {type(e).__name__}: {e}') from e
+
+
+def _load_case(spec: CaseSpec, opts: ConvertOptions):
     img, data = _load_nifti(spec.image, spec.case, 'image')
     if not np.all(np.isfinite(data)):
         raise ConversionError(
             f'case {spec.case}: image {spec.image} has NaN/inf voxels')
+    check_affine(img.affine, spec.case, spec.image)
+    reason = non_hu_reason(img.get_data_dtype(), float(data.min()),
+                           float(data.max()))
+    if reason:
+        print(f'warning: case {spec.case}: image {spec.image}: {reason}',
+              file=sys.stderr)
     label = None
     if spec.label is None and opts.require_label:
         raise ConversionError(f'case {spec.case}: no label file for image '
@@ -57,6 +116,7 @@ def load_case(spec: CaseSpec, opts: ConvertOptions):
     if spec.label is not None:
         limg, ldata = _load_nifti(spec.label, spec.case, 'label',
                                   keep_dtype=True)
+        check_affine(limg.affine, spec.case, spec.label)
         if ldata.shape != data.shape:
             raise ConversionError(
                 f'case {spec.case}: shape mismatch: image {spec.image} '
@@ -95,9 +155,14 @@ def load_case(spec: CaseSpec, opts: ConvertOptions):
         label = ldata.astype(np.uint8)
 
     # reorient the loaded arrays (no second read of the file)
-    hu, canonical_affine, _ = to_canonical(data, img.affine)
-    if label is not None:
-        label = to_canonical(label, img.affine)[0]
+    try:
+        hu, canonical_affine, _ = to_canonical(data, img.affine)
+        if label is not None:
+            label = to_canonical(label, img.affine)[0]
+    except Exception as e:  # OrientationError, LinAlgError, ...
+        raise ConversionError(
+            f'case {spec.case}: cannot reorient {spec.image} to RAS+ '
+            f'({type(e).__name__}: {e})') from e
     meta = dict(
         case=spec.case,
         image=spec.image,

@@ -20,7 +20,7 @@ Conventions (per case c, organ k; background and ``ignore_index`` excluded):
 * **false-positive** organ (absent in GT, predicted) → Dice 0 and HD95 = the
   penalty; counted in ``false_positive_organs`` (separately).
 
-HD95 (``hd95=True``; keeps the full masks as uint8 per slice) follows MONAI's
+HD95 (``hd95=True``) follows MONAI's
 ``compute_hausdorff_distance(percentile=95)`` (``monai/metrics/
 hausdorff_distance.py``, ``utils.get_mask_edges`` /
 ``get_surface_distance``): surface = mask XOR its binary erosion with the
@@ -37,6 +37,14 @@ this metric uses a finite **penalty: the diagonal of the evaluated volume in
 mm**, ``sqrt((Y sy)^2 + (X sx)^2 + (Z sz)^2)`` (no two voxels are farther
 apart), so a missed organ raises mHD95 instead of vanishing from it.
 
+HD95 memory: a volume's HD95 is computed as soon as all its slices have
+been processed -- ``meta/<case>.json`` lists them (``slices``) -- and its
+masks are dropped; only the incomplete volumes' slices are kept, zlib-
+compressed (label masks compress ~20-50x). Without a ``slices`` list, or
+when a distributed sampler spreads a volume over several ranks, the leftover
+slices are regrouped at ``evaluate`` one volume at a time (gathered on the
+rank that owns the volume, ``gather_object``), never all at once on rank 0.
+
 Averaging (one order for both headline means): ``mDice`` and ``mHD95`` = mean
 over cases of the case's mean over its non-excluded organs (per volume first,
 "mean over the 13 organs computed per volume"). The per-organ breakdown
@@ -50,11 +58,14 @@ Runner logger exists and ``out_file`` is None).
 import json
 import os
 import os.path as osp
+import zlib
 from collections import OrderedDict, defaultdict
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
+from mmengine.dist import all_gather_object, gather_object, get_rank, \
+    get_world_size
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import MMLogger, print_log
 
@@ -156,13 +167,15 @@ class VolumeDiceMetric(BaseMetric):
             defaults to ``len(dataset_meta['classes'])``.
         ignore_index (int): label ignored in the GT. Defaults to 255.
         background_index (int): class excluded from the means. Defaults to 0.
-        hd95 (bool): also compute HD95 in mm (keeps full masks; needs
-            ``<data_root>/meta/<case>.json``). Defaults to False.
+        hd95 (bool): also compute HD95 in mm (needs
+            ``<data_root>/meta/<case>.json``; a volume's masks are kept
+            only until its slices are complete). Defaults to False.
         data_root (str, optional): where ``meta/`` lives; defaults to the
             parent of the slice's ``img_dir``.
         out_file (str, optional): JSON output path.
         pred_dir (str, optional): also write each predicted label slice as a
-            uint8 PNG ``<pred_dir>/<case>_<z>.png``.
+            uint8 PNG ``<pred_dir>/<case>_<z>.png``; refused if it is (or
+            lies in) the folder of the input slices or their labels.
         collect_device, prefix, collect_dir: see :class:`BaseMetric`.
 
     Metrics: ``mDice``, ``Dice.<organ>``, ``missed_organs``,
@@ -191,6 +204,18 @@ class VolumeDiceMetric(BaseMetric):
         self.data_root = data_root
         self.out_file = out_file
         self.pred_dir = pred_dir
+        self._reset_hd95()
+
+    def _reset_hd95(self) -> None:
+        # case -> {z: (shape, zlib(pred), zlib(gt), img_path)}: slices of
+        # volumes not complete yet
+        self._pending: Dict[str, Dict[int, tuple]] = {}
+        # case -> HD95 per organ (mm) of the volumes already evaluated
+        self._hd95_done: Dict[str, np.ndarray] = {}
+        self._case_meta: Dict[str, dict] = {}
+        self._pred_dir_checked = False
+        #: most mask bytes held at once (compressed): a measurable bound
+        self.peak_pending_bytes = 0
 
     # ------------------------------------------------------------- process
     def _num_classes(self) -> int:
@@ -218,6 +243,7 @@ class VolumeDiceMetric(BaseMetric):
             case, z = slice_case_and_index(ds['img_path'])
             if self.pred_dir:
                 import cv2
+                self._check_pred_dir(ds)
                 os.makedirs(self.pred_dir, exist_ok=True)
                 cv2.imwrite(
                     osp.join(self.pred_dir,
@@ -228,14 +254,109 @@ class VolumeDiceMetric(BaseMetric):
                        inter=inter.cpu().numpy().astype(np.int64),
                        pred=pc.cpu().numpy().astype(np.int64),
                        gt=gc.cpu().numpy().astype(np.int64))
+            self.results.append(res)
             if self.hd95:
                 gt_np = gt.cpu().numpy()
                 pred_np = pred.cpu().numpy()
                 pred_np = np.where(gt_np == self.ignore_index, 0, pred_np)
                 gt_np = np.where(gt_np == self.ignore_index, 0, gt_np)
-                res['pred_mask'] = pred_np.astype(np.uint8)
-                res['gt_mask'] = gt_np.astype(np.uint8)
-            self.results.append(res)
+                self._add_masks(case, z, ds['img_path'],
+                                pred_np.astype(np.uint8),
+                                gt_np.astype(np.uint8))
+
+    def _check_pred_dir(self, ds) -> None:
+        """Refuse (once) a ``pred_dir`` that is the folder of the input
+        slices or of their ground truth: PNGs named like the slices would
+        overwrite the labels."""
+        if self._pred_dir_checked:
+            return
+        from medssl.utils.output_guard import refuse_inside
+        refuse_inside(self.pred_dir, [
+            ('image folder', osp.dirname(ds['img_path'])),
+            ('label folder', osp.dirname(ds.get('seg_map_path') or '')
+             or None)])
+        self._pred_dir_checked = True
+
+    # ------------------------------------------------------------- HD95
+    def _meta(self, case: str, img_path: str) -> dict:
+        """Spacing (stacked (Y, X, Z) order) and the slice indices of the
+        case from ``meta/<case>.json``, read once per case."""
+        if case not in self._case_meta:
+            root = self.data_root or osp.dirname(osp.dirname(img_path))
+            path = osp.join(root, 'meta', f'{case}.json')
+            try:
+                with open(path) as f:
+                    meta = json.load(f)
+                sx, sy, sz = meta['spacing']
+            except (OSError, ValueError, KeyError, TypeError) as e:
+                raise ValueError(f'VolumeDiceMetric(hd95=True) needs the '
+                                 f'spacing of case {case} in {path}: '
+                                 f'{type(e).__name__}: {e}') from e
+            slices = meta.get('slices')
+            self._case_meta[case] = dict(
+                spacing=[sy, sx, sz],
+                slices=None if slices is None else {int(z)
+                                                    for z in slices})
+        return self._case_meta[case]
+
+    def _add_masks(self, case: str, z: int, img_path: str,
+                   pred: np.ndarray, gt: np.ndarray) -> None:
+        """Keep one slice's masks (compressed) until its volume is complete,
+        then compute the volume's HD95 and drop them."""
+        if case in self._hd95_done:  # a padded duplicate of a done volume
+            return
+        meta = self._meta(case, img_path)
+        slices = self._pending.setdefault(case, {})
+        slices.setdefault(z, (pred.shape, zlib.compress(pred.tobytes(), 1),
+                              zlib.compress(gt.tobytes(), 1), img_path))
+        self.peak_pending_bytes = max(self.peak_pending_bytes,
+                                      self.pending_bytes())
+        if meta['slices'] is not None and meta['slices'] <= slices.keys():
+            self._hd95_done[case] = self._case_hd95(
+                case, self._pending.pop(case))
+
+    def pending_bytes(self) -> int:
+        """Bytes of masks held for volumes not evaluated yet."""
+        return sum(len(p) + len(g) for slices in self._pending.values()
+                   for _, p, g, _ in slices.values())
+
+    def _finish_hd95(self) -> None:
+        """HD95 of the volumes still pending (no ``slices`` list, or spread
+        over ranks), one volume at a time; then every rank holds every
+        volume's HD95 in ``_hd95_done``."""
+        world = get_world_size()
+        if world == 1:
+            for case in sorted(self._pending):
+                self._hd95_done[case] = self._case_hd95(
+                    case, self._pending.pop(case))
+            return
+        done = set().union(*all_gather_object(sorted(self._hd95_done)))
+        todo = sorted(set().union(*all_gather_object(sorted(
+            self._pending))) - done)
+        rank = get_rank()
+        for i, case in enumerate(todo):
+            owner = i % world  # spread the work over the ranks
+            parts = gather_object(self._pending.pop(case, {}), dst=owner)
+            if rank == owner:
+                slices = {}
+                for part in parts:
+                    for z, s in part.items():
+                        slices.setdefault(z, s)  # padded duplicates
+                self._hd95_done[case] = self._case_hd95(case, slices)
+        self._pending.clear()
+        merged = {}
+        for part in all_gather_object(self._hd95_done):
+            merged.update(part)
+        self._hd95_done = merged
+
+    def evaluate(self, size: int) -> dict:
+        """:meth:`BaseMetric.evaluate` after the pending volumes' HD95."""
+        try:
+            if self.hd95:
+                self._finish_hd95()
+            return super().evaluate(size)
+        finally:
+            self._reset_hd95()
 
     # ------------------------------------------------------------- compute
     def _class_names(self, n: int) -> List[str]:
@@ -244,18 +365,15 @@ class VolumeDiceMetric(BaseMetric):
             return list(classes[:n])
         return [f'class{i}' for i in range(n)]
 
-    def _spacing(self, case: str, img_path: str) -> List[float]:
-        root = self.data_root or osp.dirname(osp.dirname(img_path))
-        meta = osp.join(root, 'meta', f'{case}.json')
-        with open(meta) as f:
-            sx, sy, sz = json.load(f)['spacing']
-        return [sy, sx, sz]
-
     def compute_metrics(self, results: list) -> Dict[str, float]:
         n = self._num_classes()
         names = self._class_names(n)
         organs = [k for k in range(n) if k != self.background_index]
         per_case = defaultdict(lambda: dict(inter=0, pred=0, gt=0, slices=[]))
+        if self.hd95 and get_world_size() == 1:
+            # compute_metrics called without evaluate (in a distributed run
+            # evaluate has done it on every rank: collectives)
+            self._finish_hd95()
         for r in results:
             acc = per_case[r['case']]
             acc['inter'] = acc['inter'] + r['inter']
@@ -280,7 +398,10 @@ class VolumeDiceMetric(BaseMetric):
             status[i][gt_in & ~pred_in] = 'missed'
             status[i][~gt_in & pred_in] = 'false_positive'
             if self.hd95:
-                hd[i] = self._case_hd95(c, acc['slices'], organs)
+                if c not in self._hd95_done:
+                    raise ValueError(f'case {c}: no HD95 (its masks were '
+                                     'not processed on any rank)')
+                hd[i] = self._hd95_done[c]
 
         case_mean, mdice = _mean_per_case(dice)
         organ_mean = _mean_per_organ(dice)
@@ -306,17 +427,27 @@ class VolumeDiceMetric(BaseMetric):
                    status, metrics)
         return dict(metrics)
 
-    def _case_hd95(self, case: str, slices: list, organs: List[int]):
-        slices = sorted(slices, key=lambda s: s['z'])
-        z0 = slices[0]['z']
-        depth = slices[-1]['z'] - z0 + 1
-        h, w = slices[0]['gt_mask'].shape
+    def _case_hd95(self, case: str, slices: Dict[int, tuple]) -> np.ndarray:
+        """HD95 per organ of one volume from its ``{z: (shape, zlib(pred),
+        zlib(gt), img_path)}``: slices stacked by z, missing z zero-filled
+        (the only moment a full volume is held)."""
+        organs = [k for k in range(self._num_classes())
+                  if k != self.background_index]
+        zs = sorted(slices)
+        z0, depth = zs[0], zs[-1] - zs[0] + 1
+        h, w = slices[zs[0]][0]
         pred = np.zeros((h, w, depth), np.uint8)
         gt = np.zeros((h, w, depth), np.uint8)
-        for s in slices:
-            pred[..., s['z'] - z0] = s['pred_mask']
-            gt[..., s['z'] - z0] = s['gt_mask']
-        spacing = self._spacing(case, slices[0]['img_path'])
+        for z in zs:
+            shape, p, g, path = slices[z]
+            if tuple(shape) != (h, w):
+                raise ValueError(f'case {case}: slice {path} is {shape}, '
+                                 f'other slices {(h, w)}')
+            pred[..., z - z0] = np.frombuffer(zlib.decompress(p),
+                                              np.uint8).reshape(shape)
+            gt[..., z - z0] = np.frombuffer(zlib.decompress(g),
+                                            np.uint8).reshape(shape)
+        spacing = self._meta(case, slices[z0][3])['spacing']
         penalty = volume_diagonal_mm(gt.shape, spacing)
         out = np.full(len(organs), np.nan)
         for j, k in enumerate(organs):
