@@ -55,13 +55,16 @@ RECIPES: 'OrderedDict[str, Callable[[int], Dict]]' = OrderedDict([
         dict(type='BNRecalibrationHook', num_batches=20)]}),
     ('lpft', lambda iters: {'hooks': [
         dict(type='FrozenBackboneWarmupHook', fraction=1 / 3)]}),
+    ('rescale', lambda iters: {'patch': {
+        'model.backbone.init_cfg.rescale': True}}),
     ('stages1-3', lambda iters: {'patch': {
         'model.backbone.init_cfg.exclude': ['layer4.']}}),
     ('stages1-2', lambda iters: {'patch': {
         'model.backbone.init_cfg.exclude': ['layer3.', 'layer4.']}}),
 ])
 # recipes about pretrained weights only (no meaning for a random init)
-PRETRAINED_ONLY = ('bb-lr0.1', 'adabn', 'lpft', 'stages1-3', 'stages1-2')
+PRETRAINED_ONLY = ('bb-lr0.1', 'adabn', 'lpft', 'rescale', 'stages1-3',
+                   'stages1-2')
 
 
 def recipe_patch(spec: str, iters: int) -> Dict:
@@ -100,8 +103,15 @@ def apply_recipe(cfg, spec: str, iters: int, pretrained: bool) -> List[str]:
     if part['append_schedulers']:
         cfg.param_scheduler = list(cfg.param_scheduler) + \
             copy.deepcopy(part['append_schedulers'])
-    return [f"{k}=[{','.join(v)}]" for k, v in part['patch'].items()
+    return [f'{k}={_option_value(v)}' for k, v in part['patch'].items()
             if k.startswith(init)]
+
+
+def _option_value(v) -> str:
+    """A value as mmengine's ``--cfg-options`` parser reads it back."""
+    if isinstance(v, (list, tuple)):
+        return '[' + ','.join(map(str, v)) + ']'
+    return str(v)
 
 
 def holm(pvalues: Sequence[float]) -> List[float]:

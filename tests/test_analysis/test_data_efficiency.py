@@ -122,6 +122,34 @@ def test_cfg_options_merge_into_configs(tmp_path):
             assert cfg.model.pretrained is None
 
 
+def test_transfer_recipe_in_the_config_is_kept(tmp_path):
+    """A config whose init_cfg is already VerifiedPretrained (the _ssl
+    configs: rescale, exclude) keeps its options; only the checkpoint and
+    prefix are set; a random-init job still gets init_cfg=None."""
+    path = tmp_path / 'ssl.py'
+    path.write_text('model = dict(type="EncoderDecoder", backbone=dict('
+                    'type="mmseg.ResNet", init_cfg=dict(type='
+                    '"VerifiedPretrained", checkpoint="x.pth", '
+                    'prefix="backbone.", rescale=True)))\n'
+                    'train_dataloader = dict(dataset=dict(type="X"))\n'
+                    'randomness = dict(seed=0)\n')
+    replace = de.backbone_has_init_cfg(str(path))
+    assert not replace
+    parser = argparse.ArgumentParser()
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    for job, expect in (
+            (de.Job('ssl', '/c/a.pth', 1.0, 0, ''),
+             dict(type='VerifiedPretrained', checkpoint='/c/a.pth',
+                  prefix='backbone.', rescale=True)),
+            (de.Job('random', None, 1.0, 0, ''), None)):
+        cfg = Config.fromfile(str(path))
+        cfg.merge_from_dict(parser.parse_args(
+            ['--cfg-options'] +
+            de.job_cfg_options(job, replace_init=replace)).cfg_options)
+        init_cfg = cfg.model.backbone.init_cfg
+        assert (init_cfg.to_dict() if init_cfg else None) == expect
+
+
 def test_make_jobs_and_commands(tmp_path):
     ckpts = de.parse_checkpoints(['ssl=/a.pth', '/x/moco_ep1.pth'])
     assert list(ckpts) == ['ssl', 'moco_ep1']

@@ -156,14 +156,24 @@ def make_jobs(checkpoints: Dict[str, Optional[str]],
     return jobs
 
 
-def backbone_has_init_cfg(config: str) -> bool:
-    """Whether ``config`` sets ``model.backbone.init_cfg`` (to a dict or
-    None). Then a new init_cfg must replace it with ``_delete_=True``
-    (mmengine refuses to merge a dict into None); without the key, ``_delete_``
-    is not consumed and would reach the initializer, so it must be left out."""
+def backbone_has_init_cfg(config: str,
+                          keep_type: Optional[str] = 'VerifiedPretrained'
+                          ) -> bool:
+    """Whether ``config``'s ``model.backbone.init_cfg`` must be *replaced*
+    (``_delete_=True``) to set a checkpoint: it is set (to a dict or None)
+    and is not already a ``keep_type`` init. mmengine refuses to merge a
+    dict into None; without the key, ``_delete_`` is not consumed and would
+    reach the initializer, so it must be left out. An init_cfg of type
+    ``keep_type`` is kept and only its checkpoint and prefix are set, so the
+    transfer recipe it holds (e.g. ``rescale``, ``exclude``) applies."""
     from mmengine.config import Config
     cfg = Config.fromfile(config)
-    return 'init_cfg' in cfg.get('model', {}).get('backbone', {})
+    backbone = cfg.get('model', {}).get('backbone', {})
+    if 'init_cfg' not in backbone:
+        return False
+    init = backbone['init_cfg']
+    return not (isinstance(init, dict) and keep_type is not None and
+                init.get('type') == keep_type)
 
 
 def save_best_key(config: str,

@@ -138,7 +138,8 @@ class SubprocessRunner:
 
     def train(self, job: Job) -> str:
         if self._replace_init is None:
-            self._replace_init = backbone_has_init_cfg(self.config)
+            self._replace_init = backbone_has_init_cfg(self.config,
+                                                       self.init_type)
         self._run(
             train_command(self.config, job, launcher=self.launcher,
                           gpus=self.gpus, ckpt_prefix=self.ckpt_prefix,
