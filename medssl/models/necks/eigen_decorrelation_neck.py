@@ -199,7 +199,8 @@ class EigenDecorrelationNeck(BaseModule):
         bessel = count / max(count - 1.0, 1.0)
         eye = torch.eye(cov.shape[-1], dtype=cov.dtype, device=cov.device)
         cov = (cov - self.eps * eye) * bessel
-        full_cov = None if full_cov is None else full_cov * bessel
+        if full_cov is not None:  # in place: the caller's fresh C x C
+            full_cov.mul_(bessel)
         self.running_mean.mul_(1 - m).add_(
             mean.to(self.running_mean.dtype), alpha=m)
         if full_cov is not None:
