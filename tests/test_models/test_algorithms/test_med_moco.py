@@ -297,6 +297,13 @@ def test_every_variant_trains_with_its_switches(variant):
         assert int(decor.num_batches_tracked) == 1
 
 
+def test_fixed_and_shuffled_variants_differ_in_the_shuffling_alone():
+    fixed = SWITCHES['decor-fixed']['decorrelation']
+    shuffled = SWITCHES['decor-shuffled']['decorrelation']
+    assert not fixed['shuffle_groups'] and shuffled['shuffle_groups']
+    assert dict(fixed, shuffle_groups=True) == shuffled
+
+
 def _free_port():
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0))
