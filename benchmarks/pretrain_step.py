@@ -1,14 +1,16 @@
-"""Pretraining step cost of MedMoCo vs mmselfsup MoCo, and decorrelation cost.
+"""Pretraining step cost of the variants vs MoCo v2, and decorrelation cost.
 
 Part 1: one optimisation step (forward + backward + SGD step, both encoders,
-queue update) of mmselfsup ``MoCo`` and of ``MedMoCo`` with the local loss,
-with the decorrelation, and with both (same backbone/neck/head/queue), as
-ratios to MoCo measured in the same run (warm-up, then median of timed
-iterations, variants interleaved round-robin so that load changes on a
-shared machine hit all alike); peak memory of one extra step per variant
-(CUDA: ``max_memory_allocated`` above the allocated memory before the step;
-CPU: peak RSS above the RSS before the step after ``malloc_trim``, sampled
-every 2 ms, i.e. the transient activation/gradient memory).
+queue update) of every pretraining variant of
+:data:`medssl.analysis.variants.SWITCHES` (``mocov2`` = mmselfsup ``MoCo``;
+the others ``MedMoCo`` with the variant's switches, same
+backbone/neck/head/queue), as ratios to MoCo v2 measured in the same run
+(warm-up, then median of timed iterations, variants interleaved round-robin
+so that load changes on a shared machine hit all alike); peak memory of
+one extra step per variant (CUDA: ``max_memory_allocated`` above the
+allocated memory before the step; CPU: peak RSS above the RSS before the step
+after ``malloc_trim``, sampled every 2 ms, i.e. the transient
+activation/gradient memory).
 
 Part 2: ``EigenDecorrelationNeck``-style whitening forward + backward at
 C=2048 over M positions, for naive full eigh (one group, float64), grouped
@@ -30,10 +32,11 @@ import os
 import platform
 import statistics
 import time
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import torch
 
+from medssl.analysis.variants import NUM_GROUPS, SWITCHES
 from medssl.models.utils.whitening import (apply_grouped_whitening,
                                            grouped_moments, inv_sqrt_cov,
                                            moments_to_mean_cov)
@@ -47,44 +50,44 @@ def _malloc_trim() -> None:
         pass
 
 
-def model_cfg(variant: str, depth: int, queue_len: int, num_groups: int,
-              method: str, grid: int) -> dict:
+def model_cfg(variant: str, depth: int, queue_len: int,
+              num_groups: Optional[int], method: str, grid: int) -> dict:
+    """R``depth`` model config of ``variant`` (its switches from the variant
+    table; ``num_groups`` overrides the table's grouped variants)."""
+    sw = SWITCHES[variant]
     c3, c4 = (256, 512) if depth in (18, 34) else (1024, 2048)
-    local = variant in ('local', 'full')
-    decor = variant.startswith('decor') or variant == 'full'
-    # decor-fixed: fixed groups (the first implementation); decor-shuffled:
-    # groups redrawn every step; decor-full: one C x C group; decor-loss and
-    # full (the default method): shuffled groups + the spectral loss.
-    shuffle = variant in ('decor-shuffled', 'decor-loss', 'full')
-    groups = 1 if variant == 'decor-full' else num_groups
     cfg = dict(
-        type='MoCo' if variant == 'moco' else 'MedMoCo',
+        type='MoCo' if variant == 'mocov2' else 'MedMoCo',
         queue_len=queue_len,
         feat_dim=128,
         momentum=0.999,
         data_preprocessor=dict(type='SelfSupDataPreprocessor', mean=[0.5],
                                std=[0.25], bgr_to_rgb=False),
         backbone=dict(type='ResNet', depth=depth, in_channels=1,
-                      out_indices=[3, 4] if local else [4],
+                      out_indices=[3, 4] if sw['local'] else [4],
                       norm_cfg=dict(type='BN')),
         neck=dict(type='MoCoV2Neck', in_channels=c4, hid_channels=c4,
                   out_channels=128, with_avg_pool=True),
         head=dict(type='ContrastiveHead',
                   loss=dict(type='mmcls.CrossEntropyLoss'), temperature=0.2))
-    if variant != 'moco':
-        cfg.update(
-            local_head=dict(type='LocalPatchContrastiveHead', in_channels=c3,
-                            hid_channels=512, out_channels=128,
-                            grid_size=grid, temperature=0.2)
-            if local else None,
-            decorrelation=dict(type='EigenDecorrelationNeck',
-                               in_channels=c4, num_groups=groups,
-                               shuffle_groups=shuffle,
-                               method=method) if decor else None,
-            decorrelation_loss=dict(type='SpectralDecorrelationLoss')
-            if variant in ('decor-loss', 'full') else None,
-            local_in_index=0,
-            local_weight=0.5)
+    if variant == 'mocov2':
+        return cfg
+    decor = sw['decorrelation']
+    if decor is not None:
+        decor = dict(decor, type='EigenDecorrelationNeck', in_channels=c4,
+                     method=method)
+        if num_groups and decor['num_groups'] > 1:
+            decor['num_groups'] = num_groups
+    cfg.update(
+        local_neck=dict(type='LocalProjectionNeck', in_channels=c3,
+                        hid_channels=512, out_channels=128)
+        if sw['local'] else None,
+        local_head=dict(type='LocalPatchContrastiveHead', grid_size=grid,
+                        temperature=0.2) if sw['local'] else None,
+        decorrelation=decor,
+        decorrelation_loss=sw['decorrelation_loss'],
+        local_in_index=0,
+        local_weight=0.5)
     return cfg
 
 
@@ -112,8 +115,7 @@ def bench_steps(args) -> List[Dict]:
             ]))
         samples.append(ds)
     data = dict(inputs=inputs, data_samples=samples)
-    variants = ('moco', 'local', 'decor-fixed', 'decor-shuffled',
-                'decor-full', 'decor-loss', 'full')
+    variants = tuple(SWITCHES)
     models, wrappers = {}, {}
     for variant in variants:
         torch.manual_seed(0)
@@ -162,10 +164,10 @@ def bench_steps(args) -> List[Dict]:
                          times_s=times[v], peak_mem_mib=mem / 2**20))
     ref, ref_min = rows[0]['median_s'], min(rows[0]['times_s'])
     for r in rows:
-        r['ratio_vs_moco'] = r['median_s'] / ref
+        r['ratio_vs_mocov2'] = r['median_s'] / ref
         # The fastest step is the least disturbed by other processes.
         r['min_s'] = min(r['times_s'])
-        r['min_ratio_vs_moco'] = r['min_s'] / ref_min
+        r['min_ratio_vs_mocov2'] = r['min_s'] / ref_min
     return rows
 
 
@@ -205,10 +207,14 @@ def bench_decorrelation(args) -> List[Dict]:
             neck = EigenDecorrelationNeck(c, groups, shuffle_groups=True,
                                           sync_stats=False).to(args.device)
 
+        used = {}
+
         def run():
             x = x0.clone().requires_grad_(True)
             if method == 'shuffled':  # the neck's own forward (M, C) maps
-                y = neck((x.t()[None, :, :, None], ))[0][0, :, :, 0].t()
+                used['perm'] = neck.permutation(x.device)
+                y = neck((x.t()[None, :, :, None], ),
+                         perm=used['perm'])[0][0, :, :, 0].t()
             else:
                 sx, sxx, cnt = grouped_moments(x, groups)
                 mean, cov = moments_to_mean_cov(sx, sxx, cnt, 1e-5)
@@ -222,9 +228,7 @@ def bench_decorrelation(args) -> List[Dict]:
         # the contiguous-groups column only when the permutation is known).
         y0 = run()
         if method == 'shuffled':
-            neck.num_batches_tracked.sub_(1)  # the permutation y0 used
-            perm = neck.permutation(y0.device)
-            errs = _whitening_errors(y0[:, perm], groups)
+            errs = _whitening_errors(y0[:, used['perm']], groups)
         else:
             errs = _whitening_errors(y0, groups)
         # Naive eigh is slow and steady: one timed run is enough.
@@ -248,7 +252,9 @@ def main() -> None:
     p.add_argument('--size', type=int, default=None,
                    help='default 96 (cpu) / 224 (cuda)')
     p.add_argument('--queue-len', type=int, default=4096)
-    p.add_argument('--num-groups', type=int, default=64)
+    p.add_argument('--num-groups', type=int, default=None,
+                   help='groups of the grouped variants (default: the '
+                   'variant table\'s, the shipped 32)')
     p.add_argument('--method', default='eigh',
                    choices=['eigh', 'newton_schulz'])
     p.add_argument('--grid', type=int, default=4)
@@ -281,18 +287,19 @@ def main() -> None:
         f'({torch.get_num_threads()} threads)'
     print(f'# pretrain step: ResNet-{args.depth}, batch {args.batch}, '
           f'{args.size}x{args.size}, queue {args.queue_len}, decor '
-          f'{args.num_groups} groups {args.method}, grid {args.grid}, '
+          f'{args.num_groups or NUM_GROUPS} groups {args.method}, '
+          f'grid {args.grid}, '
           f'{dev}, torch {torch.__version__}')
     if steps:
         mem_kind = 'CUDA max allocated' if args.device == 'cuda' \
             else 'peak RSS delta'
-        print(f'| variant | step median (s) | ratio vs MoCo | step min (s) '
+        print(f'| variant | step median (s) | ratio vs MoCo v2 | step min (s) '
               f'| min ratio | {mem_kind} (MiB) |')
         print('|---|---|---|---|---|---|')
         for r in steps:
             print(f"| {r['variant']} | {r['median_s']:.4f} | "
-                  f"{r['ratio_vs_moco']:.3f} | {r['min_s']:.4f} | "
-                  f"{r['min_ratio_vs_moco']:.3f} | {r['peak_mem_mib']:.0f} |")
+                  f"{r['ratio_vs_mocov2']:.3f} | {r['min_s']:.4f} | "
+                  f"{r['min_ratio_vs_mocov2']:.3f} | {r['peak_mem_mib']:.0f} |")
     print(f'\n# decorrelation fwd+bwd: C={args.decor_channels}, '
           f'M={args.decor_positions}')
     print('| method | median (s) | speed-up vs naive | '

@@ -22,50 +22,12 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from .stats import describe, format_mean_sd_ci, paired_by_seed
+from .variants import VARIANTS, VIEWS
 
 __all__ = [
     'VARIANTS', 'INTENSITY_LEVELS', 'patch_intensity', 'variant_config',
     'summarize', 'render_markdown', 'plot_mean_spectra'
 ]
-
-_MEDMOCO = 'configs/selfsup/medmoco/'
-_SPECTRAL = dict(type='SpectralDecorrelationLoss', loss_weight=1.0)
-_SHUFFLED = dict(shuffle_groups=True, num_groups=32)
-# patch key for the view transforms: {transform type: {arg: value}}
-VIEWS = 'views'
-# name -> (config, merge_from_dict patch). Patches state every switch the
-# variant relies on, so the table does not change meaning when a config's
-# defaults change.
-VARIANTS = OrderedDict([
-    ('mocov2', ('configs/selfsup/mocov2/mocov2_r18_1xb4-6it_phantom.py', {})),
-    ('local', (_MEDMOCO + 'mocov2-local_r18_1xb4-6it_phantom.py', {})),
-    ('decor-fixed', (_MEDMOCO + 'mocov2-decor_r18_1xb4-6it_phantom.py', {
-        'model.decorrelation': dict(shuffle_groups=False, num_groups=64),
-        'model.decorrelation_loss': None})),
-    ('decor-shuffled', (_MEDMOCO + 'mocov2-decor_r18_1xb4-6it_phantom.py', {
-        'model.decorrelation': _SHUFFLED, 'model.decorrelation_loss': None})),
-    ('decor-loss', (_MEDMOCO + 'mocov2-decor_r18_1xb4-6it_phantom.py', {
-        'model.decorrelation': _SHUFFLED,
-        'model.decorrelation_loss': _SPECTRAL})),
-    # the spectral loss alone, no whitening in the forward path
-    ('spectral-only', (_MEDMOCO + 'mocov2-decor_r18_1xb4-6it_phantom.py', {
-        'model.decorrelation': None,
-        'model.decorrelation_loss': _SPECTRAL})),
-    ('full', (_MEDMOCO + 'mocov2-local-decor_r18_1xb4-6it_phantom.py', {
-        'model.decorrelation': _SHUFFLED,
-        'model.decorrelation_loss': _SPECTRAL})),
-    # diagnosis rows (issue: does pretraining pay off in fine-tuning?)
-    ('full-perpos', (_MEDMOCO + 'mocov2-local-decor_r18_1xb4-6it_phantom.py', {
-        'model.decorrelation': _SHUFFLED,
-        'model.decorrelation_loss': dict(_SPECTRAL, per_position=True)})),
-    ('full-local1', (_MEDMOCO + 'mocov2-local-decor_r18_1xb4-6it_phantom.py', {
-        'model.decorrelation': _SHUFFLED, 'model.local_weight': 1.0,
-        'model.decorrelation_loss': _SPECTRAL})),
-    ('full-crop0.5', (_MEDMOCO + 'mocov2-local-decor_r18_1xb4-6it_phantom.py', {
-        'model.decorrelation': _SHUFFLED,
-        'model.decorrelation_loss': _SPECTRAL,
-        VIEWS: {'RandomResizedCropWithParams': dict(scale=(0.5, 1.0))}})),
-])
 
 # Intensity augmentation levels: a factor on every magnitude (ranges shrink
 # towards the identity); 'none' drops the intensity transforms. On CT the

@@ -6,6 +6,7 @@ _base_ = [
     '../_base_/default_runtime.py',
 ]
 model = dict(
+    local_neck={{_base_.local_neck}},
     local_head={{_base_.local_head}},
     decorrelation={{_base_.decorrelation}},
     decorrelation_loss={{_base_.decorrelation_loss}})

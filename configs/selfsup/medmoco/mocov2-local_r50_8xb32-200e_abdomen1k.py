@@ -5,4 +5,4 @@ _base_ = [
     '../_base_/schedules/sgd_coslr-200e_abdomen1k.py',
     '../_base_/default_runtime.py',
 ]
-model = dict(local_head={{_base_.local_head}})
+model = dict(local_neck={{_base_.local_neck}}, local_head={{_base_.local_head}})

@@ -1,5 +1,5 @@
 """MedMoCo: MoCo v2 + local patch contrast + eigen decorrelation."""
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Union
 
 import torch
 import torch.nn as nn
@@ -13,41 +13,6 @@ from mmselfsup.utils import (batch_shuffle_ddp, batch_unshuffle_ddp,
 from medssl.registry import MODELS
 
 __all__ = ['MedMoCo']
-
-
-class _EncoderBundle(nn.Module):
-    """backbone -> [decorrelation] -> neck (global) + the local stage map.
-
-    Built around the query modules each step (like MoCo's
-    ``nn.Sequential(backbone, neck)``) and deep-copied once into the EMA key
-    encoder, so the key side owns copies of every module, including the local
-    projector (used by MedMoCo through ``local_projector``).
-    """
-
-    def __init__(self,
-                 backbone: nn.Module,
-                 neck: nn.Module,
-                 decorrelation: Optional[nn.Module] = None,
-                 local_projector: Optional[nn.Module] = None,
-                 local_in_index: int = 0) -> None:
-        super().__init__()
-        self.backbone = backbone
-        self.neck = neck
-        self.decorrelation = decorrelation
-        self.local_projector = local_projector
-        self.local_in_index = local_in_index
-
-    def forward(self, x: torch.Tensor
-                ) -> Tuple[torch.Tensor, Optional[torch.Tensor], torch.Tensor]:
-        """Returns the global embedding (N, D) (not normalised), the local
-        stage map (N, C_l, h, w) (None without a local projector) and the
-        last backbone map (N, C, H, W) before any decorrelation."""
-        feats = self.backbone(x)
-        g = feats if self.decorrelation is None else self.decorrelation(feats)
-        z = self.neck((g[-1], ))[0]
-        local = feats[self.local_in_index] \
-            if self.local_projector is not None else None
-        return z, local, feats[-1]
 
 
 def _shuffle_like(x: torch.Tensor,
@@ -67,33 +32,45 @@ class MedMoCo(MoCo):
     Image Segmentation", ISBI 2024 (arXiv 2402.14611).
 
     Query: feats = backbone(im_q) (tuple); global q = neck(decor(feats)[-1])
-    (N, D); local cells from feats[local_in_index] (N, C_l, h, w) pooled on a
-    G x G grid over the views' overlap (see ``LocalPatchContrastiveHead``).
-    Key: EMA copy of backbone + decorrelation + neck + local projector, with
-    MoCo's shuffle-BN; keys enter MoCo's queue exactly as in ``MoCo``.
+    (N, D); local cells: ``local_head.pool`` of feats[local_in_index]
+    (N, C_l, h, w) on a G x G grid over the views' overlap, projected by
+    ``local_neck`` (N, G*G, D_l).
+    Key: MoCo's EMA encoder (backbone + neck) and an EMA copy of the local
+    neck, with MoCo's shuffle-BN; keys enter MoCo's queue exactly as in
+    ``MoCo``. The decorrelation neck has no parameters: the key side uses
+    the query's, with this step's channel permutation and without updating
+    its running statistics.
 
-    Losses: ``loss_global`` (MoCo's InfoNCE through ``head``), with a local
-    head ``loss_local`` = ``local_weight`` * local InfoNCE, and with a
+    Losses (:meth:`loss` returns them): ``loss_global`` (MoCo's InfoNCE
+    through ``head``); with a local head ``loss_local`` = ``local_weight`` *
+    local InfoNCE and ``local_pairs`` (fraction of images whose views
+    overlap enough for the local loss; logged, not summed: mmengine's
+    ``parse_losses`` sums the keys containing 'loss'); with a
     ``decorrelation_loss`` ``loss_decor`` on the query's last backbone map
     (before the decorrelation neck, so the backbone itself is pushed).
-    mmengine's ``parse_losses`` sums every key containing 'loss' and logs
-    each; ``local_pairs`` (fraction of images whose views overlap enough for
-    the local loss) is logged, not summed.
     With ``local_head=None`` and ``decorrelation=None`` the loss equals
     mmselfsup ``MoCo``'s.
+
+    State-dict keys: MoCo's (``backbone.*``, ``neck.*``, ``head.*``,
+    ``queue``, ``queue_ptr``, key encoder ``encoder_k.module.0.*``
+    (backbone) / ``encoder_k.module.1.*`` (neck), ``encoder_k.steps``);
+    ``decorrelation.{running_mean, running_cov, running_whitening,
+    num_batches_tracked}``; ``local_neck.*`` and its EMA copy
+    ``local_neck_k.module.*``, ``local_neck_k.steps``; ``local_head.queue``,
+    ``local_head.queue_ptr`` with a local queue.
 
     Args:
         backbone, neck, head, queue_len, feat_dim, momentum, pretrained,
             data_preprocessor, init_cfg: as in ``MoCo``.
         local_head: ``LocalPatchContrastiveHead`` config or None.
+        local_neck: ``LocalProjectionNeck`` config (needed with a local
+            head).
         local_weight: lambda of L = L_global + lambda * L_local.
         decorrelation: ``EigenDecorrelationNeck`` config or None (placed
-            between backbone and neck; state-dict keys
-            ``decorrelation.running_mean`` /
-            ``decorrelation.running_whitening``).
+            between backbone and neck).
         local_in_index: which backbone output the local head uses.
-        decorrelation_loss: e.g. ``SpectralDecorrelationLoss`` config or
-            None: a loss on the query backbone's last map.
+        decorrelation_loss: ``EffectiveRankLoss`` config or None: a loss
+            on the query backbone's last map.
 
     Inputs: ``inputs`` = [im_q, im_k] (N, C, H, W) each; ``data_samples[i]
     .metainfo['view_params']`` = [params_q, params_k] (needed only with a
@@ -108,6 +85,7 @@ class MedMoCo(MoCo):
                  feat_dim: int = 128,
                  momentum: float = 0.999,
                  local_head: Optional[dict] = None,
+                 local_neck: Optional[dict] = None,
                  local_weight: float = 0.5,
                  decorrelation: Optional[dict] = None,
                  local_in_index: int = 0,
@@ -125,46 +103,50 @@ class MedMoCo(MoCo):
             pretrained=pretrained,
             data_preprocessor=data_preprocessor,
             init_cfg=init_cfg)
-        self.momentum = momentum
+        if local_head is not None and local_neck is None:
+            raise ValueError('MedMoCo: local_head needs a local_neck '
+                             '(LocalProjectionNeck config)')
         self.local_weight = local_weight
         self.local_in_index = local_in_index
         self.decorrelation = MODELS.build(decorrelation) \
             if decorrelation is not None else None
-        self.local_head = MODELS.build(local_head) \
-            if local_head is not None else None
+        self.local_head = None
+        if local_head is not None:
+            self.local_neck = MODELS.build(local_neck)
+            self.local_neck_k = ExponentialMovingAverage(
+                self.local_neck, 1 - momentum)
+            self.local_head = MODELS.build(local_head)
         self.decorrelation_loss = MODELS.build(decorrelation_loss) \
             if decorrelation_loss is not None else None
-        # Replace MoCo's EMA of Sequential(backbone, neck) by an EMA of the
-        # whole bundle, so the key side also has its own decorrelation and
-        # local projector.
-        del self.encoder_k
-        self.encoder_k = ExponentialMovingAverage(self._bundle(),
-                                                  1 - momentum)
-        if self.decorrelation is not None:
-            # The key's running statistics would be overwritten by the
-            # query's at every EMA update: do not spend time on them.
-            self.encoder_k.module.decorrelation.track_running_stats = False
 
     @property
     def with_local(self) -> bool:
         return self.local_head is not None
 
-    def _bundle(self) -> _EncoderBundle:
-        return _EncoderBundle(
-            self.backbone, self.neck, self.decorrelation,
-            self.local_head.projector if self.with_local else None,
-            self.local_in_index)
+    def _global_embedding(self, feats: Sequence[torch.Tensor],
+                          neck: nn.Module, perm: Optional[torch.Tensor],
+                          update_stats: bool) -> torch.Tensor:
+        """L2-normalised neck(decorrelation(feats)[-1]) (N, D)."""
+        if self.decorrelation is not None:
+            feats = self.decorrelation(feats, perm=perm,
+                                       update_stats=update_stats)
+        return nn.functional.normalize(neck((feats[-1], ))[0], dim=1)
 
     def loss(self, inputs: List[torch.Tensor],
              data_samples: List[SelfSupDataSample],
              **kwargs) -> Dict[str, torch.Tensor]:
-        """Returns ``dict(loss_global=...[, loss_local=...])``."""
+        """Returns ``dict(loss_global=...)`` plus ``loss_local`` and
+        ``local_pairs`` with a local head and ``loss_decor`` with a
+        decorrelation loss (scalar tensors)."""
         im_q, im_k = inputs[0], inputs[1]
-        bundle = self._bundle()
-        q, local_q, last_q = bundle(im_q)
-        q = nn.functional.normalize(q, dim=1)
+        # This step's channel groups, shared by the query and the key.
+        perm = self.decorrelation.permutation(im_q.device) \
+            if self.decorrelation is not None else None
+        feats_q = self.backbone(im_q)
+        q = self._global_embedding(feats_q, self.neck, perm, True)
 
         if self.with_local:
+            local_q = feats_q[self.local_in_index]
             view_params = [ds.metainfo['view_params'] for ds in data_samples]
             input_hw = tuple(im_q.shape[-2:])
             boxes_q, boxes_k, valid = self.local_head.grid_boxes(
@@ -172,27 +154,23 @@ class MedMoCo(MoCo):
                 input_hw=input_hw)
 
         with torch.no_grad():
-            self.encoder_k.update_parameters(bundle)
-            if self.decorrelation is not None:
-                # The update copied the query's step counter (already
-                # advanced by the query forward); step it back so the key
-                # whitens with the same shuffled channel groups (it does not
-                # track running statistics, so it stays there).
-                self.encoder_k.module.decorrelation.num_batches_tracked.copy_(
-                    self.decorrelation.num_batches_tracked - 1)
+            self.encoder_k.update_parameters(
+                nn.Sequential(self.backbone, self.neck))
+            if self.with_local:
+                self.local_neck_k.update_parameters(self.local_neck)
             im_k, idx_unshuffle = batch_shuffle_ddp(im_k)
-            k, local_k, _ = self.encoder_k(im_k)
-            k = nn.functional.normalize(k, dim=1)
+            backbone_k, neck_k = self.encoder_k.module
+            feats_k = backbone_k(im_k)
+            k = self._global_embedding(feats_k, neck_k, perm, False)
             k = batch_unshuffle_ddp(k, idx_unshuffle)
             if self.with_local:
                 # The key maps are in shuffled order: pool them with the
                 # boxes of the images they came from, then unshuffle the
                 # small (N, G*G, D) cell embeddings instead of the maps.
                 boxes_k_sh = _shuffle_like(
-                    boxes_k.to(local_k.device), idx_unshuffle)
-                cells_k = self.local_head.embed(
-                    local_k, boxes_k_sh, input_hw,
-                    self.encoder_k.module.local_projector)
+                    boxes_k.to(im_k.device), idx_unshuffle)
+                cells_k = self.local_neck_k(self.local_head.pool(
+                    feats_k[self.local_in_index], boxes_k_sh, input_hw))
                 cells_k = batch_unshuffle_ddp(cells_k, idx_unshuffle)
 
         l_pos = torch.einsum('nc,nc->n', [q, k]).unsqueeze(-1)
@@ -201,10 +179,11 @@ class MedMoCo(MoCo):
         self._dequeue_and_enqueue(k)
 
         if self.with_local:
-            cells_q = self.local_head.embed(local_q, boxes_q, input_hw)
+            cells_q = self.local_neck(
+                self.local_head.pool(local_q, boxes_q, input_hw))
             losses['loss_local'] = self.local_weight * self.local_head.loss(
                 cells_q, cells_k, valid)
             losses['local_pairs'] = valid.float().mean().to(q.device)
         if self.decorrelation_loss is not None:
-            losses['loss_decor'] = self.decorrelation_loss(last_q)
+            losses['loss_decor'] = self.decorrelation_loss(feats_q[-1])
         return losses

@@ -1,8 +1,7 @@
 """LocalPatchContrastiveHead: InfoNCE between matching cells of two views."""
-from typing import List, Optional, Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.model import BaseModule
 from torchvision.ops import roi_align
@@ -73,14 +72,15 @@ class LocalPatchContrastiveHead(BaseModule):
     "Overcoming Dimensional Collapse in Self-supervised Contrastive Learning
     for Medical Image Segmentation", ISBI 2024, arXiv 2402.14611).
 
-    A G x G grid of cells is laid over the region both views share; each cell
-    is RoIAlign-pooled (bilinear) from each view's backbone feature map
-    (N, C, h, w) into a C-vector, projected by a small MLP
-    (1x1 conv - ReLU - 1x1 conv, applied to the pooled (K, C, 1, 1)) and
-    L2-normalised. InfoNCE per query cell: the positive is the same physical
-    cell from the key encoder; negatives are the other cells of the same
-    image, all cells of the other images of the batch, and optionally a
-    queue of past key cells.
+    A G x G grid of cells is laid over the region both views share
+    (:meth:`grid_boxes`); each cell is RoIAlign-pooled (bilinear) from each
+    view's backbone feature map (N, C, h, w) into a C-vector (:meth:`pool`);
+    the algorithm's local neck (``LocalProjectionNeck``, and its EMA copy on
+    the key side) projects and L2-normalises the cells. InfoNCE per query
+    cell (:meth:`loss`): the positive is the same physical cell from the key
+    encoder; negatives are the other cells of the same image, all cells of
+    the other images of the batch, and optionally a queue of past key
+    cells.
 
     Geometry: feature (i, j) of a stage with stride S (= input / map size)
     sees the image around its receptive-field centre
@@ -95,16 +95,12 @@ class LocalPatchContrastiveHead(BaseModule):
     the loss; MedMoCo logs the kept fraction as ``local_pairs``.
 
     Args:
-        in_channels: channels of the backbone stage (R50 layer3: 1024,
-            R18 layer3: 256).
-        hid_channels: projector hidden channels.
-        out_channels: embedding dimension D.
         grid_size: G.
         temperature: InfoNCE temperature.
-        loss_weight: multiplies the head's loss (MedMoCo applies its own
-            ``local_weight`` on top).
         queue_len: length of a queue of key cells used as extra negatives
             (0 = off).
+        feat_dim: dimension D of the queued cells (the local neck's
+            ``out_channels``); used only with a queue.
         sampling_ratio: RoIAlign samples per bin side (-1 = adaptive).
         center_offset: receptive-field centre of feature 0, in pixels.
         min_cell_size: smallest cell side, in feature pixels, for an image
@@ -112,13 +108,10 @@ class LocalPatchContrastiveHead(BaseModule):
     """
 
     def __init__(self,
-                 in_channels: int,
-                 hid_channels: int,
-                 out_channels: int = 128,
                  grid_size: int = 4,
                  temperature: float = 0.2,
-                 loss_weight: float = 1.0,
                  queue_len: int = 0,
+                 feat_dim: int = 128,
                  sampling_ratio: int = -1,
                  center_offset: float = 0.5,
                  min_cell_size: float = 1.0,
@@ -126,25 +119,14 @@ class LocalPatchContrastiveHead(BaseModule):
         super().__init__(init_cfg)
         self.center_offset = center_offset
         self.min_cell_size = min_cell_size
-        self.in_channels = in_channels
-        self.out_channels = out_channels
         self.grid_size = grid_size
         self.temperature = temperature
-        self.loss_weight = loss_weight
         self.queue_len = queue_len
         self.sampling_ratio = sampling_ratio
-        self.projector = nn.Sequential(
-            nn.Conv2d(in_channels, hid_channels, 1), nn.ReLU(inplace=True),
-            nn.Conv2d(hid_channels, out_channels, 1))
         if queue_len > 0:
             self.register_buffer(
-                'queue',
-                F.normalize(torch.randn(out_channels, queue_len), dim=0))
+                'queue', F.normalize(torch.randn(feat_dim, queue_len), dim=0))
             self.register_buffer('queue_ptr', torch.zeros(1, dtype=torch.long))
-
-    @property
-    def num_cells(self) -> int:
-        return self.grid_size * self.grid_size
 
     def grid_boxes(self, view_params: Sequence[Sequence[dict]],
                    index_a: int = 0, index_b: int = 1,
@@ -228,21 +210,6 @@ class LocalPatchContrastiveHead(BaseModule):
             aligned=True)
         return pooled.view(n, k, c)
 
-    def project(self, pooled: torch.Tensor,
-                projector: Optional[nn.Module] = None) -> torch.Tensor:
-        """(N, K, C) -> L2-normalised (N, K, D) (``projector`` defaults to
-        this head's; the key encoder passes its EMA copy)."""
-        projector = self.projector if projector is None else projector
-        n, k, c = pooled.shape
-        z = projector(pooled.reshape(n * k, c, 1, 1)).view(n, k, -1)
-        return F.normalize(z, dim=-1)
-
-    def embed(self, feat: torch.Tensor, boxes: torch.Tensor,
-              input_hw: Tuple[int, int],
-              projector: Optional[nn.Module] = None) -> torch.Tensor:
-        """pool + project: (N, C, h, w) -> (N, G*G, D)."""
-        return self.project(self.pool(feat, boxes, input_hw), projector)
-
     def loss(self, q: torch.Tensor, k: torch.Tensor,
              valid: torch.Tensor) -> torch.Tensor:
         """InfoNCE over cells.
@@ -272,7 +239,7 @@ class LocalPatchContrastiveHead(BaseModule):
         loss = F.cross_entropy(logits, labels)
         if self.queue_len > 0 and self.training:
             self._enqueue(kv)
-        return self.loss_weight * loss
+        return loss
 
     @torch.no_grad()
     def _enqueue(self, keys: torch.Tensor) -> None:
@@ -283,16 +250,3 @@ class LocalPatchContrastiveHead(BaseModule):
         idx = (torch.arange(n, device=keys.device) + ptr) % self.queue_len
         self.queue[:, idx] = keys.t().to(self.queue.dtype)
         self.queue_ptr[0] = (ptr + n) % self.queue_len
-
-    def forward(self, feat_q: torch.Tensor, feat_k: torch.Tensor,
-                view_params: Sequence[Sequence[dict]],
-                input_hw: Tuple[int, int]) -> torch.Tensor:
-        """Stand-alone loss: both views' maps given (feat_k without grad);
-        MedMoCo instead calls :meth:`grid_boxes`, :meth:`embed` and
-        :meth:`loss` so that the key side uses the EMA projector."""
-        boxes_q, boxes_k, valid = self.grid_boxes(
-            view_params, feat_hw=tuple(feat_q.shape[-2:]), input_hw=input_hw)
-        q = self.embed(feat_q, boxes_q, input_hw)
-        with torch.no_grad():
-            k = self.embed(feat_k, boxes_k, input_hw)
-        return self.loss(q, k, valid)

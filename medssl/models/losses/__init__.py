@@ -1,1 +1,1 @@
-from .spectral_decorrelation_loss import *  # noqa: F401,F403
+from .effective_rank_loss import *  # noqa: F401,F403

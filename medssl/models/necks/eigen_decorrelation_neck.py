@@ -8,9 +8,8 @@ import torch.distributed as dist
 from mmengine.model import BaseModule
 
 from medssl.registry import MODELS
-from ..utils.whitening import (apply_grouped_whitening, block_diag_groups,
-                               grouped_moments, inv_sqrt_cov,
-                               moments_to_mean_cov)
+from ..utils.whitening import (apply_grouped_whitening, grouped_moments,
+                               inv_sqrt_cov, moments_to_mean_cov)
 
 __all__ = ['EigenDecorrelationNeck']
 
@@ -42,8 +41,8 @@ class EigenDecorrelationNeck(BaseModule):
 
     Input ``x``: tuple of feature maps; the last one (N, C, H, W) is whitened
     at every position by the same affine map (a 1x1 conv downstream, see
-    :meth:`folded_conv_params`). Output: the tuple with the last element
-    replaced by y, same shape.
+    :func:`medssl.models.backbones.fold_decorrelation`). Output: the tuple
+    with the last element replaced by y, same shape.
 
     Which channel pairs are decorrelated (``num_groups``, ``shuffle_groups``):
 
@@ -55,14 +54,13 @@ class EigenDecorrelationNeck(BaseModule):
     * ``shuffle_groups=True``: a fresh random channel -> group assignment
       every training step (Shuffled-DBN, Hua et al., ICCV 2021), the same on
       every rank (drawn from ``shuffle_seed`` and the step counter
-      ``num_batches_tracked``), so every pair is decorrelated over time at
-      grouped cost.
+      ``num_batches_tracked`` by :meth:`permutation`), so every pair is
+      decorrelated over time at grouped cost. A caller that whitens a second
+      batch in the same step (MedMoCo's key encoder) passes the query's
+      permutation to ``forward`` with ``update_stats=False``.
 
-    Where the statistics come from (``stats``): ``'positions'`` (all N*H*W
-    positions, as BN/IterNorm) or ``'pooled'`` (the N spatially averaged
-    vectors: the pooled embedding the projector sees is whitened exactly).
-
-    Train mode: batch statistics; with torch.distributed the float64 sums are
+    Train mode: statistics of all N*H*W positions of the batch (as
+    BN/IterNorm); with torch.distributed the float64 sums are
     all-reduced differentiably (SyncBN-like), so every rank whitens alike.
     The gradient of Sigma^{-1/2} uses the closed-form Daleckii-Krein backward
     of :class:`medssl.models.utils.whitening.EighInvSqrt` (finite for equal
@@ -79,6 +77,8 @@ class EigenDecorrelationNeck(BaseModule):
     full width (G_e = 1) unless the groups are fixed (then the diagonal
     blocks, the transform training used). It is recomputed lazily (on eval
     forward, on ``state_dict()``), so checkpoints always hold it fresh.
+    State-dict keys: ``running_mean``, ``running_cov``, ``running_whitening``,
+    ``num_batches_tracked``.
 
     Args:
         in_channels: C.
@@ -86,10 +86,10 @@ class EigenDecorrelationNeck(BaseModule):
         shuffle_groups: redraw the channel -> group assignment every step.
         eps: added to the covariance diagonal.
         momentum: running-statistics momentum.
-        method: ``'eigh'`` (exact, guarded backward) or ``'newton_schulz'``.
+        method: ``'eigh'`` (exact, guarded backward) or ``'newton_schulz'``
+            (the benchmark's comparison).
         ns_iters: Newton-Schulz iterations.
         sync_stats: all-reduce statistics across ranks in train mode.
-        stats: ``'positions'`` or ``'pooled'``.
         shuffle_seed: seed of the group permutations.
     """
 
@@ -102,14 +102,12 @@ class EigenDecorrelationNeck(BaseModule):
                  method: str = 'eigh',
                  ns_iters: int = 5,
                  sync_stats: bool = True,
-                 stats: str = 'positions',
                  shuffle_seed: int = 0,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg)
         assert in_channels % num_groups == 0, \
             f'num_groups={num_groups} must divide in_channels={in_channels}'
         assert method in ('eigh', 'newton_schulz'), method
-        assert stats in ('positions', 'pooled'), stats
         self.in_channels = in_channels
         self.num_groups = num_groups
         self.group_channels = in_channels // num_groups
@@ -119,7 +117,6 @@ class EigenDecorrelationNeck(BaseModule):
         self.method = method
         self.ns_iters = ns_iters
         self.sync_stats = sync_stats
-        self.stats = stats
         self.shuffle_seed = shuffle_seed
         # Eval whitening: full width unless training used fixed groups.
         self.eval_groups = num_groups if (num_groups > 1 and
@@ -131,12 +128,7 @@ class EigenDecorrelationNeck(BaseModule):
                              torch.eye(ce).repeat(self.eval_groups, 1, 1))
         self.register_buffer('num_batches_tracked',
                              torch.tensor(0, dtype=torch.long))
-        # MedMoCo turns this off in its EMA key encoder, whose buffers are
-        # overwritten by the query's at every EMA update anyway.
-        self.track_running_stats = True
-        # Step at which running_whitening was last computed; compared with
-        # the step counter (a buffer, so it also moves when an EMA copy's
-        # buffers are overwritten) to know when to recompute.
+        # Step at which running_whitening was last computed (-1: stale).
         self._whitening_step = -1
         self._warned_rank = False
 
@@ -180,15 +172,15 @@ class EigenDecorrelationNeck(BaseModule):
         return mean, cov, inv_sqrt_cov(cov, self.method, self.ns_iters), m
 
     @torch.no_grad()
-    def _full_covariance(self, src: torch.Tensor,
+    def _full_covariance(self, x2d: torch.Tensor,
                          mean: torch.Tensor) -> torch.Tensor:
         """(C, C) covariance of the global batch X (M, C) around ``mean``
         (the all-reduced batch mean, original channel order). float32: the
         data are centred and no gradient flows here, and the M x C x C
         product is the one cost the shuffled groups add."""
-        xc = src.float() - mean.to(device=src.device, dtype=torch.float32)
+        xc = x2d.float() - mean.to(device=x2d.device, dtype=torch.float32)
         cov = xc.t() @ xc
-        count = torch.tensor(float(src.shape[0]), device=src.device)
+        count = torch.tensor(float(x2d.shape[0]), device=x2d.device)
         if self.sync_stats and _dist_world_size() > 1:
             dist.all_reduce(cov)
             dist.all_reduce(count)
@@ -207,7 +199,8 @@ class EigenDecorrelationNeck(BaseModule):
         bessel = count / max(count - 1.0, 1.0)
         eye = torch.eye(cov.shape[-1], dtype=cov.dtype, device=cov.device)
         cov = (cov - self.eps * eye) * bessel
-        full_cov = None if full_cov is None else full_cov * bessel
+        if full_cov is not None:  # in place: the caller's fresh C x C
+            full_cov.mul_(bessel)
         self.running_mean.mul_(1 - m).add_(
             mean.to(self.running_mean.dtype), alpha=m)
         if full_cov is not None:
@@ -241,8 +234,10 @@ class EigenDecorrelationNeck(BaseModule):
         return self.running_whitening
 
     # --------------------------------------------------------------- forward
-    def whiten(self, feat: torch.Tensor) -> torch.Tensor:
-        """Whiten one (N, C, H, W) map."""
+    def whiten(self, feat: torch.Tensor, perm: Optional[torch.Tensor] = None,
+               update_stats: bool = True) -> torch.Tensor:
+        """Whiten one (N, C, H, W) map (``perm``, ``update_stats``: see
+        :meth:`forward`)."""
         n, c, h, wd = feat.shape
         assert c == self.in_channels, (c, self.in_channels)
         # fp16/bf16 inputs (AMP) are whitened in float32.
@@ -250,17 +245,15 @@ class EigenDecorrelationNeck(BaseModule):
             torch.float16, torch.bfloat16) else feat.dtype
         x2d = feat.to(work_dtype).permute(0, 2, 3, 1).reshape(-1, c)
         if self.training:
-            perm = self.permutation(feat.device)
-            src = x2d if self.stats == 'positions' else feat.to(
-                work_dtype).mean((2, 3))
-            xs = src if perm is None else src[:, perm]
-            mean, cov, w, count = self.batch_statistics(xs)
-            if self.track_running_stats:
+            if perm is None:
+                perm = self.permutation(feat.device)
+            xg = x2d if perm is None else x2d[:, perm]  # group order
+            mean, cov, w, count = self.batch_statistics(xg)
+            if update_stats:
                 mean_c = _unpermute(mean.detach(), perm)  # channel order
                 full_cov = None if perm is None else self._full_covariance(
-                    src.detach(), mean_c)
+                    x2d.detach(), mean_c)
                 self._update_running(mean_c, cov.detach(), count, full_cov)
-            xg = x2d if perm is None else x2d[:, perm]
             y = _unpermute(apply_grouped_whitening(xg, mean, w), perm)
         else:
             y = apply_grouped_whitening(x2d, self.running_mean,
@@ -268,12 +261,23 @@ class EigenDecorrelationNeck(BaseModule):
         y = y.view(n, h, wd, c).permute(0, 3, 1, 2).contiguous()
         return y.to(feat.dtype)
 
-    def forward(self, x: Sequence[torch.Tensor]) -> Tuple[torch.Tensor, ...]:
+    def forward(self, x: Sequence[torch.Tensor],
+                perm: Optional[torch.Tensor] = None,
+                update_stats: bool = True) -> Tuple[torch.Tensor, ...]:
+        """Whiten the last map of ``x``.
+
+        Args:
+            x: feature maps; the last one (N, C, H, W) is whitened.
+            perm: train mode, shuffled groups: this step's channel order
+                (:meth:`permutation`); None draws it from the step counter.
+            update_stats: train mode: update the running statistics and
+                advance the step counter.
+        """
         x = tuple(x)
         # Under AMP the float32 matmul of W would be cast to fp16; whitening
         # must stay in full precision.
         with torch.autocast(device_type=x[-1].device.type, enabled=False):
-            y = self.whiten(x[-1])
+            y = self.whiten(x[-1], perm, update_stats)
         return x[:-1] + (y, )
 
     # ------------------------------------------------------------ checkpoint
@@ -281,29 +285,6 @@ class EigenDecorrelationNeck(BaseModule):
         self.refresh_running_whitening()
         super()._save_to_state_dict(destination, prefix, keep_vars)
 
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        # Checkpoints written before the running covariance existed hold
-        # only running_whitening W (G, c, c): recover Sigma = W^-2 blockwise.
-        cov_key, w_key = prefix + 'running_cov', prefix + 'running_whitening'
-        if cov_key not in state_dict and w_key in state_dict:
-            w_old = state_dict[w_key].double()
-            cov = block_diag_groups(torch.linalg.inv(w_old @ w_old))
-            state_dict[cov_key] = cov.to(self.running_cov.dtype)
-            state_dict[w_key] = self.running_whitening.clone()
-        nbt = prefix + 'num_batches_tracked'
-        if nbt not in state_dict:
-            state_dict[nbt] = self.num_batches_tracked.clone()
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+    def _load_from_state_dict(self, *args, **kwargs):
+        super()._load_from_state_dict(*args, **kwargs)
         self._whitening_step = -1
-
-    @torch.no_grad()
-    def folded_conv_params(self) -> Tuple[torch.Tensor, torch.Tensor]:
-        """The running whitening as a 1x1 conv: y = W x + b, b = -W mu.
-
-        Returns:
-            weight (C, C, 1, 1) (block diagonal for fixed groups), bias (C,).
-        """
-        w = block_diag_groups(self.refresh_running_whitening().double())
-        bias = -(w @ self.running_mean.double())
-        dtype = self.running_whitening.dtype
-        return (w.to(dtype)[:, :, None, None].contiguous(), bias.to(dtype))

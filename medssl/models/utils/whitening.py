@@ -35,7 +35,7 @@ import torch
 __all__ = [
     'EighInvSqrt', 'eigh_inv_sqrt', 'newton_schulz_inv_sqrt',
     'grouped_moments', 'moments_to_mean_cov', 'inv_sqrt_cov',
-    'zca_whitening_matrix', 'apply_grouped_whitening', 'block_diag_groups'
+    'apply_grouped_whitening'
 ]
 
 
@@ -177,22 +177,6 @@ def inv_sqrt_cov(cov: torch.Tensor,
     raise ValueError(f'unknown whitening method {method!r}')
 
 
-def zca_whitening_matrix(x: torch.Tensor,
-                         num_groups: int = 1,
-                         eps: float = 1e-5,
-                         method: str = 'eigh',
-                         ns_iters: int = 5
-                         ) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Grouped ZCA whitening of X (M, C) on one process.
-
-    Returns:
-        mean (C,) float64 and W (G, c, c) float64.
-    """
-    sum_x, sum_xx, count = grouped_moments(x, num_groups)
-    mean, cov = moments_to_mean_cov(sum_x, sum_xx, count, eps)
-    return mean, inv_sqrt_cov(cov, method, ns_iters)
-
-
 def apply_grouped_whitening(x: torch.Tensor, mean: torch.Tensor,
                             w: torch.Tensor) -> torch.Tensor:
     """y = W (x - mu) for X (M, C) with block-diagonal W (G, c, c)."""
@@ -201,8 +185,3 @@ def apply_grouped_whitening(x: torch.Tensor, mean: torch.Tensor,
     xc = (x - mean.to(x.dtype)).view(m, g, c)
     y = torch.einsum('mgj,gij->mgi', xc, w.to(x.dtype))
     return y.reshape(m, c_all)
-
-
-def block_diag_groups(w: torch.Tensor) -> torch.Tensor:
-    """(G, c, c) -> dense block-diagonal (G*c, G*c)."""
-    return torch.block_diag(*w.unbind(0))

@@ -12,7 +12,7 @@ from mmengine.optim import OptimWrapper
 from mmengine.registry import DefaultScope
 from mmselfsup.structures import SelfSupDataSample
 
-from medssl.models.algorithms import MedMoCo
+from medssl.analysis.variants import SWITCHES
 from medssl.registry import MODELS as _MODELS
 from medssl.utils import register_all_modules
 
@@ -25,10 +25,17 @@ class MODELS:  # noqa: N801  builds under the medssl default scope
             return _MODELS.build(cfg)
 
 
-def _cfg(local=True, decor=True, queue_len=16, depth=18, decor_loss=False,
-         shuffle=False):
+def _cfg(variant='full', queue_len=16, depth=18, num_groups=16):
+    """Tiny MedMoCo config of ``variant`` (switches from the variant table;
+    16 groups: 32 channels each at R18)."""
+    sw = SWITCHES[variant]
     c3, c4 = (256, 512) if depth == 18 else (1024, 2048)
-    cfg = dict(
+    decor = sw['decorrelation']
+    if decor is not None:
+        decor = dict(decor, type='EigenDecorrelationNeck', in_channels=c4)
+        if decor['num_groups'] > 1:
+            decor['num_groups'] = num_groups
+    return dict(
         type='MedMoCo',
         queue_len=queue_len,
         feat_dim=16,
@@ -36,23 +43,21 @@ def _cfg(local=True, decor=True, queue_len=16, depth=18, decor_loss=False,
         data_preprocessor=dict(type='SelfSupDataPreprocessor', mean=[0.5],
                                std=[0.25], bgr_to_rgb=False),
         backbone=dict(type='ResNet', depth=depth, in_channels=1,
-                      out_indices=[3, 4] if local else [4],
+                      out_indices=[3, 4] if sw['local'] else [4],
                       norm_cfg=dict(type='BN')),
         neck=dict(type='MoCoV2Neck', in_channels=c4, hid_channels=64,
                   out_channels=16, with_avg_pool=True),
         head=dict(type='ContrastiveHead',
                   loss=dict(type='mmcls.CrossEntropyLoss'), temperature=0.2),
-        local_head=dict(type='LocalPatchContrastiveHead', in_channels=c3,
-                        hid_channels=32, out_channels=16, grid_size=2,
-                        temperature=0.2) if local else None,
-        decorrelation=dict(type='EigenDecorrelationNeck', in_channels=c4,
-                           num_groups=16, shuffle_groups=shuffle)
-        if decor else None,
-        decorrelation_loss=dict(type='SpectralDecorrelationLoss')
-        if decor_loss else None,
+        local_neck=dict(type='LocalProjectionNeck', in_channels=c3,
+                        hid_channels=32, out_channels=16)
+        if sw['local'] else None,
+        local_head=dict(type='LocalPatchContrastiveHead', grid_size=2,
+                        temperature=0.2) if sw['local'] else None,
+        decorrelation=decor,
+        decorrelation_loss=sw['decorrelation_loss'],
         local_in_index=0,
         local_weight=0.5)
-    return cfg
 
 
 def _vp(box, flip=False, size=64):
@@ -80,24 +85,29 @@ def test_losses_and_state_dict_keys():
     model = MODELS.build(_cfg())
     inputs, samples = _batch()
     losses = model(inputs, samples, mode='loss')
-    assert set(losses) == {'loss_global', 'loss_local', 'local_pairs'}
+    assert set(losses) == {'loss_global', 'loss_local', 'local_pairs',
+                           'loss_decor'}
     assert all(torch.isfinite(v) and v > 0 for v in losses.values())
     # local_pairs is logged, not summed: the fraction of images whose views
     # share cells of >= min_cell_size feature pixels.
     assert 0 < losses['local_pairs'] <= 1
     # mmengine sums every key containing 'loss' and logs each.
     total, log_vars = model.parse_losses(losses)
-    assert torch.allclose(total, losses['loss_global'] + losses['loss_local'])
-    assert {'loss', 'loss_global', 'loss_local'} <= set(log_vars)
+    assert torch.allclose(total, losses['loss_global'] + losses['loss_local'] +
+                          losses['loss_decor'])
+    assert {'loss', 'loss_global', 'loss_local', 'loss_decor'} <= \
+        set(log_vars)
     keys = set(model.state_dict())
     for k in ['queue', 'queue_ptr', 'decorrelation.running_mean',
-              'decorrelation.running_whitening', 'encoder_k.steps',
-              'encoder_k.module.decorrelation.running_whitening',
-              'encoder_k.module.local_projector.0.weight',
-              'encoder_k.module.neck.mlp.0.weight',
-              'encoder_k.module.backbone.layer3.0.conv1.weight',
-              'local_head.projector.0.weight']:
+              'decorrelation.running_cov', 'decorrelation.running_whitening',
+              'decorrelation.num_batches_tracked', 'encoder_k.steps',
+              'encoder_k.module.0.layer3.0.conv1.weight',
+              'encoder_k.module.1.mlp.0.weight', 'local_neck.mlp.0.weight',
+              'local_neck_k.module.mlp.0.weight', 'local_neck_k.steps']:
         assert k in keys, k
+    # the decorrelation (no parameters) is shared, not copied to the key
+    assert [k for k in keys if 'decorrelation.' in k] == [
+        k for k in keys if k.startswith('decorrelation.')]
     # The decorrelation buffers were updated (train mode).
     assert model.decorrelation.running_mean.abs().sum() > 0
 
@@ -111,9 +121,10 @@ def test_local_loss_alone_reaches_layer3():
     g3 = [p.grad for p in model.backbone.layer3.parameters()]
     assert all(g is not None for g in g3)
     assert sum(g.abs().sum() for g in g3) > 0
-    assert model.local_head.projector[0].weight.grad.abs().sum() > 0
+    assert model.local_neck.mlp[0].weight.grad.abs().sum() > 0
     # The key encoder never receives gradients.
     assert all(p.grad is None for p in model.encoder_k.parameters())
+    assert all(p.grad is None for p in model.local_neck_k.parameters())
 
 
 def test_identical_views_positive_cells_match_under_shuffle():
@@ -143,7 +154,7 @@ def test_decorrelation_loss_pushes_the_backbone():
     """loss_decor acts on the backbone's last map *before* the whitening
     neck: alone it sends gradient into layer4 (and not into the projector)."""
     torch.manual_seed(0)
-    model = MODELS.build(_cfg(local=False, decor_loss=True, shuffle=True))
+    model = MODELS.build(_cfg('decor-loss'))
     inputs, samples = _batch(n=8)
     losses = model(inputs, samples, mode='loss')
     assert set(losses) == {'loss_global', 'loss_decor'}
@@ -160,7 +171,7 @@ def test_key_encoder_uses_the_querys_channel_groups():
     permutation as the query in the same step: without optimizer steps (key =
     query weights), identical views and BN in eval mode, k == q."""
     torch.manual_seed(0)
-    cfg = _cfg(local=False, shuffle=True)
+    cfg = _cfg('decor-shuffled')
     cfg['momentum'] = 0.5  # no optimizer step: the EMA equals the query
     cfg['backbone']['norm_cfg'] = dict(type='BN', requires_grad=True)
     model = MODELS.build(cfg)
@@ -179,18 +190,14 @@ def test_key_encoder_uses_the_querys_channel_groups():
         model(inputs, samples, mode='loss')
         # q.k == 1 for every image: same features, same whitening groups
         assert torch.allclose(captured['pos'], torch.ones(4, 1), atol=1e-4)
+    # the key whitening neither updates the statistics nor advances the step
     assert int(model.decorrelation.num_batches_tracked) == 3
-    # the key neither tracks statistics nor advances: it holds the step
-    # whose permutation it used
-    key_decor = model.encoder_k.module.decorrelation
-    assert not key_decor.track_running_stats
-    assert int(key_decor.num_batches_tracked) == 2
 
 
 def _moco_cfg():
-    cfg = _cfg(local=False, decor=False)
+    cfg = _cfg('mocov2')
     cfg['type'] = 'MoCo'
-    for k in ['local_head', 'decorrelation', 'local_in_index',
+    for k in ['local_neck', 'local_head', 'decorrelation', 'local_in_index',
               'local_weight', 'decorrelation_loss']:
         cfg.pop(k)
     return cfg
@@ -204,7 +211,7 @@ def test_equivalent_to_moco_without_extras():
     torch.manual_seed(0)
     moco = MODELS.build(_moco_cfg())
     torch.manual_seed(0)
-    med = MODELS.build(_cfg(local=False, decor=False))
+    med = MODELS.build(_cfg('mocov2'))
     # Same construction order -> same initial weights and queue.
     sd_moco = moco.state_dict()
     for k, v in med.state_dict().items():
@@ -224,9 +231,10 @@ def test_equivalent_to_moco_without_extras():
         assert outs[0]['loss'].item() == pytest.approx(
             outs[1]['loss_global'].item(), abs=1e-6)
     assert torch.allclose(moco.queue, med.queue, atol=1e-6)
-    for (n1, p1), (n2, p2) in zip(moco.encoder_k.module.named_parameters(),
-                                  med.encoder_k.module.named_parameters()):
-        assert torch.allclose(p1, p2, atol=1e-6), (n1, n2)
+    sd_med = med.state_dict()
+    for k, v in moco.state_dict().items():
+        if k.startswith('encoder_k.module'):
+            assert torch.allclose(v.float(), sd_med[k].float(), atol=1e-6), k
 
 
 def test_train_step_and_exact_resume():
@@ -237,7 +245,8 @@ def test_train_step_and_exact_resume():
     w0 = model.backbone.layer3[0].conv1.weight.clone()
     for step in range(2):
         log_vars = model.train_step(_data(*_batch(seed=step)), wrapper)
-    assert {'loss', 'loss_global', 'loss_local'} <= set(log_vars)
+    assert {'loss', 'loss_global', 'loss_local', 'loss_decor'} <= \
+        set(log_vars)
     assert all(torch.isfinite(v) for v in log_vars.values())
     assert not torch.equal(w0, model.backbone.layer3[0].conv1.weight)
     assert int(model.queue_ptr) == 8 % 16
@@ -263,6 +272,36 @@ def test_newton_schulz_variant_trains():
     wrapper = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.05))
     log_vars = model.train_step(_data(*_batch()), wrapper)
     assert all(torch.isfinite(v) for v in log_vars.values())
+
+
+@pytest.mark.parametrize('variant', list(SWITCHES))
+def test_every_variant_trains_with_its_switches(variant):
+    """One train step of every variant of the table: the loss terms and
+    modules are those its switches name."""
+    sw = SWITCHES[variant]
+    torch.manual_seed(0)
+    model = MODELS.build(_cfg(variant, queue_len=24))
+    wrapper = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.05))
+    log_vars = model.train_step(_data(*_batch(n=6)), wrapper)
+    expect = {'loss', 'loss_global'}
+    if sw['local']:
+        expect |= {'loss_local', 'local_pairs'}
+    if sw['decorrelation_loss']:
+        expect.add('loss_decor')
+    assert set(log_vars) == expect
+    assert all(torch.isfinite(v) for v in log_vars.values())
+    decor = model.decorrelation
+    assert (decor is None) == (sw['decorrelation'] is None)
+    if decor is not None:
+        assert decor.shuffle_groups == sw['decorrelation']['shuffle_groups']
+        assert int(decor.num_batches_tracked) == 1
+
+
+def test_fixed_and_shuffled_variants_differ_in_the_shuffling_alone():
+    fixed = SWITCHES['decor-fixed']['decorrelation']
+    shuffled = SWITCHES['decor-shuffled']['decorrelation']
+    assert not fixed['shuffle_groups'] and shuffled['shuffle_groups']
+    assert dict(fixed, shuffle_groups=True) == shuffled
 
 
 def _free_port():

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 
 from medssl.models.heads import LocalPatchContrastiveHead
 from medssl.models.heads.local_patch_contrastive_head import overlap_grid_boxes
+from medssl.models.necks import LocalProjectionNeck
 
 
 def _vp(box, flip=False, shape=(64, 64)):
@@ -32,8 +33,17 @@ def _coord_map(params, fh, fw, center_offset=0.5):
 
 
 def _head(g=2, **kw):
-    return LocalPatchContrastiveHead(in_channels=2, hid_channels=4,
-                                     out_channels=3, grid_size=g, **kw)
+    return LocalPatchContrastiveHead(grid_size=g, feat_dim=3, **kw)
+
+
+def _local_loss(head, neck, feat_q, feat_k, view_params, input_hw):
+    """The local loss as MedMoCo composes it (one projector here)."""
+    boxes_q, boxes_k, valid = head.grid_boxes(
+        view_params, feat_hw=tuple(feat_q.shape[-2:]), input_hw=input_hw)
+    q = neck(head.pool(feat_q, boxes_q, input_hw))
+    with torch.no_grad():
+        k = neck(head.pool(feat_k, boxes_k, input_hw))
+    return head.loss(q, k, valid)
 
 
 def test_grid_geometry():
@@ -281,20 +291,21 @@ def test_infonce_with_queue_and_same_image_negatives():
 
 
 def test_no_overlap_zero_but_connected():
-    head = _head(g=2)
+    head, neck = _head(g=2), LocalProjectionNeck(2, 4, 3)
     feat = torch.randn(2, 2, 8, 8, requires_grad=True)
     vps = [[_vp((0, 0, 10, 10)), _vp((30, 30, 40, 40))]] * 2
-    loss = head(feat, feat.detach(), vps, (64, 64))
+    loss = _local_loss(head, neck, feat, feat.detach(), vps, (64, 64))
     assert loss.item() == 0.0
     loss.backward()
     assert feat.grad is not None
-    assert all(p.grad is not None for p in head.parameters())
+    assert all(p.grad is not None for p in neck.parameters())
 
 
 def test_gradient_to_features():
-    head = _head(g=2)
+    head, neck = _head(g=2), LocalProjectionNeck(2, 4, 3)
     feat = torch.randn(2, 2, 8, 8, requires_grad=True)
     vps = [[_vp((0, 0, 48, 48)), _vp((16, 16, 64, 64), flip=True)]] * 2
-    loss = head(feat, torch.randn(2, 2, 8, 8), vps, (64, 64))
+    loss = _local_loss(head, neck, feat, torch.randn(2, 2, 8, 8), vps,
+                       (64, 64))
     loss.backward()
     assert torch.isfinite(loss) and feat.grad.abs().sum() > 0

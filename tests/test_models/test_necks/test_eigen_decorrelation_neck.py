@@ -9,8 +9,11 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn.functional as F
 
+from medssl.models.backbones import fold_decorrelation
 from medssl.models.necks import EigenDecorrelationNeck
-from medssl.models.utils.whitening import zca_whitening_matrix
+from medssl.models.utils.whitening import (apply_grouped_whitening,
+                                           grouped_moments, inv_sqrt_cov,
+                                           moments_to_mean_cov)
 from medssl.registry import MODELS
 
 
@@ -53,7 +56,6 @@ def test_train_batch_whitened(method):
     ref_cov = torch.where(blockmask, 0.9 * torch.eye(32) + 0.1 * cov.float(),
                           torch.zeros(32, 32))
     assert torch.allclose(neck.running_cov, ref_cov, atol=1e-5)
-    _, w_ref = zca_whitening_matrix(torch.zeros(1, 8), 1, 0.0)  # shape only
     blocks = torch.stack([ref_cov[i * 8:(i + 1) * 8, i * 8:(i + 1) * 8]
                           for i in range(4)]).double()
     lam, u = torch.linalg.eigh(blocks + 1e-6 * torch.eye(8, dtype=torch.double))
@@ -69,7 +71,8 @@ def test_eval_uses_running_statistics_and_folded_conv():
     neck.eval()
     a, b = _feat(seed=2), _feat(seed=3) * 3.0
     ya, yb = neck((a, ))[0], neck((b, ))[0]
-    weight, bias = neck.folded_conv_params()
+    weight, bias = fold_decorrelation(neck.running_mean,
+                                      neck.refresh_running_whitening())
     assert weight.shape == (32, 32, 1, 1) and bias.shape == (32, )
     # Same fixed affine map for both batches == the folded 1x1 conv.
     assert torch.allclose(ya, F.conv2d(a, weight, bias), atol=1e-4)
@@ -174,30 +177,6 @@ def test_distributed_statistics_equal_global_batch(shuffle):
                               atol=1e-4)
 
 
-def test_pooled_statistics_whiten_the_pooled_embedding():
-    """stats='pooled': the spatially averaged output (what MoCoV2Neck sees)
-    has identity covariance over the batch within groups, while the per-position
-    output is the same affine map (a 1x1 conv downstream)."""
-    n, c, groups = 64, 16, 4
-    x = _feat(n=n, c=c, h=3, w=3, seed=5)
-    neck = EigenDecorrelationNeck(in_channels=c, num_groups=groups, eps=1e-6,
-                                  stats='pooled', momentum=1.0)
-    neck.train()
-    y = neck((x, ))[0]
-    pooled = y.mean((2, 3))[:, :, None, None]
-    assert _group_cov_err(pooled, groups) < 1e-3
-    # positions-statistics would not whiten the pooled vectors here
-    assert _group_cov_err(x.mean((2, 3))[:, :, None, None], groups) > 0.1
-    # the same map, folded into a 1x1 conv, reproduces the train output up
-    # to the running covariance's Bessel factor n / (n - 1)
-    neck.eval()
-    weight, bias = neck.folded_conv_params()
-    torch.testing.assert_close(F.conv2d(x, weight, bias),
-                               y * ((n - 1) / n)**0.5, rtol=1e-4, atol=1e-4)
-    with pytest.raises(AssertionError):
-        EigenDecorrelationNeck(in_channels=c, num_groups=groups, stats='x')
-
-
 def _cov(y):
     x2d = y.permute(0, 2, 3, 1).reshape(-1, y.shape[1]).double()
     xc = x2d - x2d.mean(0)
@@ -252,13 +231,15 @@ def test_shuffled_groups_reach_pairs_across_groups():
 
 
 def _ema_of_w_reference(batches, groups, eps, momentum=0.1):
-    """The first implementation's running whitening: an EMA of per-batch W
-    (kept here only to show its bias)."""
+    """The alternative running whitening, an EMA of per-batch W (here only
+    to show its bias)."""
     w_run = None
     mean_run = None
     for x in batches:
-        mean, w = zca_whitening_matrix(
-            x.permute(0, 2, 3, 1).reshape(-1, x.shape[1]), groups, eps)
+        moments = grouped_moments(
+            x.permute(0, 2, 3, 1).reshape(-1, x.shape[1]), groups)
+        mean, cov = moments_to_mean_cov(*moments, eps)
+        w = inv_sqrt_cov(cov)
         if w_run is None:
             w_run = torch.eye(w.shape[-1], dtype=w.dtype).repeat(groups, 1, 1)
             mean_run = torch.zeros_like(mean)
@@ -292,7 +273,6 @@ def test_running_covariance_unbiased_with_small_batches():
         [cv[i * 4:(i + 1) * 4, i * 4:(i + 1) * 4] for i in range(groups)])
     lam_new = torch.linalg.eigvalsh(blocks(_cov(neck((test, ))[0])))
     mean, w = _ema_of_w_reference(batches, groups, 1e-5, momentum=0.02)
-    from medssl.models.utils.whitening import apply_grouped_whitening
     y_old = apply_grouped_whitening(
         test.permute(0, 2, 3, 1).reshape(-1, c).double(), mean, w)
     y_old = y_old.view(2000, 2, 2, c).permute(0, 3, 1, 2)
@@ -304,14 +284,21 @@ def test_running_covariance_unbiased_with_small_batches():
     assert lam_old.max() > 2.0
 
 
-def test_loads_checkpoints_without_running_covariance():
-    """Old checkpoints (running_mean + running_whitening only) load: the
-    covariance W^-2 is recovered, so the eval transform is unchanged."""
-    neck = EigenDecorrelationNeck(in_channels=16, num_groups=2, eps=1e-9)
-    a = torch.randn(2, 8, 8, dtype=torch.double)
-    w_old = torch.linalg.matrix_exp(0.1 * (a + a.transpose(-1, -2))).float()
-    mean = torch.randn(16)
-    neck.load_state_dict(dict(running_mean=mean, running_whitening=w_old))
-    torch.testing.assert_close(neck.refresh_running_whitening(), w_old,
-                               rtol=1e-4, atol=1e-4)
-    assert neck.running_cov[:8, 8:].abs().max() == 0
+def test_given_permutation_without_update_whitens_like_the_query():
+    """A second batch of the same step (MedMoCo's key) passes the step's
+    permutation with ``update_stats=False``: same groups, statistics and
+    step counter untouched; another permutation gives other groups."""
+    neck = EigenDecorrelationNeck(in_channels=32, num_groups=4,
+                                  shuffle_groups=True)
+    x = _cross_group_feat()
+    perm = neck.permutation()
+    y_query = neck((x, ), perm=perm)[0]
+    state = {k: v.clone() for k, v in neck.state_dict().items()}
+    assert int(state['num_batches_tracked']) == 1
+    y_key = neck((x, ), perm=perm, update_stats=False)[0]
+    torch.testing.assert_close(y_key, y_query, rtol=0, atol=0)
+    for k, v in neck.state_dict().items():
+        assert torch.equal(v, state[k]), k
+    # the next step's permutation (drawn from the advanced counter) differs
+    y_next = neck((x, ), update_stats=False)[0]
+    assert (y_next - y_query).abs().max() > 0.1

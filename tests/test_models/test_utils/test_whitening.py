@@ -4,9 +4,15 @@ import torch
 
 from medssl.models.utils.whitening import (EighInvSqrt, apply_grouped_whitening,
                                            eigh_inv_sqrt, grouped_moments,
-                                           moments_to_mean_cov,
-                                           newton_schulz_inv_sqrt,
-                                           zca_whitening_matrix)
+                                           inv_sqrt_cov, moments_to_mean_cov,
+                                           newton_schulz_inv_sqrt)
+
+
+def _zca(x, num_groups, eps, method='eigh', ns_iters=5):
+    """mean (C,) and grouped W (G, c, c) of X (M, C), as the neck computes
+    them on one process."""
+    mean, cov = moments_to_mean_cov(*grouped_moments(x, num_groups), eps)
+    return mean, inv_sqrt_cov(cov, method, ns_iters)
 
 
 def _correlated(m, c, seed=0):
@@ -25,7 +31,7 @@ def _group_cov(y, g):
 @pytest.mark.parametrize('method,iters', [('eigh', 0), ('newton_schulz', 30)])
 def test_whitened_covariance_is_identity(method, iters):
     x = _correlated(2000, 32)
-    mean, w = zca_whitening_matrix(x, num_groups=4, eps=1e-6, method=method,
+    mean, w = _zca(x, num_groups=4, eps=1e-6, method=method,
                                    ns_iters=iters)
     assert w.shape == (4, 8, 8)
     y = apply_grouped_whitening(x, mean, w)
@@ -97,7 +103,7 @@ def test_gradient_finite_rank_deficient(method):
     x = torch.randn(5, 16, dtype=torch.float64)
     x[:, 1] = x[:, 0]
     x.requires_grad_(True)
-    mean, w = zca_whitening_matrix(x, num_groups=2, eps=1e-5, method=method)
+    mean, w = _zca(x, num_groups=2, eps=1e-5, method=method)
     y = apply_grouped_whitening(x, mean, w)
     (y * torch.randn_like(y)).sum().backward()
     assert torch.isfinite(x.grad).all()

@@ -9,14 +9,14 @@ model = dict(
     local_in_index=0,
     local_weight=0.5)
 
-# Contribution 1: contrast between local patches of the layer3 feature maps.
-local_head = dict(
-    type='LocalPatchContrastiveHead',
+# Contribution 1: contrast between local patches of the layer3 feature maps
+# (cells pooled by the head, projected by the local neck).
+local_neck = dict(
+    type='LocalProjectionNeck',
     in_channels=1024,
     hid_channels=512,
-    out_channels=128,
-    grid_size=4,
-    temperature=0.2)
+    out_channels=128)
+local_head = dict(type='LocalPatchContrastiveHead', grid_size=4, temperature=0.2)
 # Contribution 2: decorrelation by eigendecomposition, chosen by the ablation
 # (README, "Does the method work?"): ZCA whitening of the final backbone
 # features before the projector, on 32 groups of 64 channels redrawn every

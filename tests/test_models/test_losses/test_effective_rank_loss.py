@@ -1,16 +1,16 @@
-"""Tests of SpectralDecorrelationLoss (values by hand, gradients)."""
+"""Tests of EffectiveRankLoss (values by hand, gradients)."""
 import math
 
 import pytest
 import torch
 
 from medssl.analysis.spectrum import effective_rank
-from medssl.models.losses import SpectralDecorrelationLoss, spectral_entropy
+from medssl.models.losses import EffectiveRankLoss, spectral_entropy
 from medssl.registry import MODELS
 
 
 def test_hand_computed_values():
-    loss = MODELS.build(dict(type='SpectralDecorrelationLoss'))
+    loss = MODELS.build(dict(type='EffectiveRankLoss'))
     # Two orthogonal axes, equal variance: flat spectrum -> loss 0.
     flat = torch.tensor([[1., 0.], [-1., 0.], [0., 1.], [0., -1.]])
     assert loss(flat).item() == pytest.approx(0.0, abs=1e-6)
@@ -32,18 +32,18 @@ def test_entropy_is_log_of_the_collapse_tools_effective_rank():
 
 def test_feature_maps_are_pooled_and_weighted():
     feat = torch.randn(6, 8, 3, 3)
-    base = SpectralDecorrelationLoss()(feat)
-    assert SpectralDecorrelationLoss(loss_weight=0.5)(feat).item() == \
+    base = EffectiveRankLoss()(feat)
+    assert EffectiveRankLoss(loss_weight=0.5)(feat).item() == \
         pytest.approx(0.5 * base.item(), rel=1e-6)
     assert base.item() == pytest.approx(
-        SpectralDecorrelationLoss()(feat.mean((2, 3))).item(), rel=1e-6)
+        EffectiveRankLoss()(feat.mean((2, 3))).item(), rel=1e-6)
 
 
 def test_gradient_finite_on_collapsed_and_repeated_spectra():
     for z in (torch.ones(8, 16) + 1e-9 * torch.randn(8, 16),
               torch.eye(16)[:8].clone()):
         z.requires_grad_(True)
-        SpectralDecorrelationLoss()(z).backward()
+        EffectiveRankLoss()(z).backward()
         assert torch.isfinite(z.grad).all()
 
 
@@ -55,6 +55,11 @@ def test_descent_raises_effective_rank():
     opt = torch.optim.SGD([z], lr=50.0)
     for _ in range(50):
         opt.zero_grad()
-        SpectralDecorrelationLoss()(z).backward()
+        EffectiveRankLoss()(z).backward()
         opt.step()
     assert effective_rank(z.detach()) > 10 * before  # 1.1 -> 14.6
+
+
+def test_old_registry_name_builds_the_same_loss():
+    old = MODELS.build(dict(type='SpectralDecorrelationLoss', loss_weight=0.5))
+    assert type(old) is EffectiveRankLoss and old.loss_weight == 0.5

@@ -1,7 +1,5 @@
-"""SpectralDecorrelationLoss: flatten the eigenvalue spectrum of the
-backbone's pooled features, so the backbone itself spreads its variance."""
-from typing import Optional
-
+"""EffectiveRankLoss: flatten the eigenvalue spectrum of the backbone's
+pooled features, so the backbone itself spreads its variance."""
 import torch
 import torch.distributed as dist
 import torch.nn as nn
@@ -9,7 +7,7 @@ import torch.nn.functional as F
 
 from medssl.registry import MODELS
 
-__all__ = ['SpectralDecorrelationLoss', 'spectral_entropy']
+__all__ = ['EffectiveRankLoss', 'spectral_entropy']
 
 
 def spectral_entropy(z: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
@@ -47,8 +45,9 @@ def _gather_with_grad(z: torch.Tensor) -> torch.Tensor:
 
 
 @MODELS.register_module()
-class SpectralDecorrelationLoss(nn.Module):
-    """Decorrelation loss on the backbone's pooled features.
+class EffectiveRankLoss(nn.Module):
+    """Effective-rank (spectral entropy) loss on the backbone's pooled
+    features.
 
     Whitening in the forward path (``EigenDecorrelationNeck``) hands the
     projector decorrelated features whatever the backbone does, so it does not
@@ -93,8 +92,7 @@ class SpectralDecorrelationLoss(nn.Module):
         self.gather = gather
         self.per_position = per_position
 
-    def forward(self, feat: torch.Tensor,
-                weight: Optional[float] = None) -> torch.Tensor:
+    def forward(self, feat: torch.Tensor) -> torch.Tensor:
         if feat.dim() == 4 and self.per_position:
             z = feat.float().permute(0, 2, 3, 1).flatten(0, 2)
         elif feat.dim() == 4:
@@ -111,5 +109,8 @@ class SpectralDecorrelationLoss(nn.Module):
         h_max = torch.log(torch.tensor(float(min(n - 1, d)),
                                        dtype=torch.float64))
         loss = 1.0 - spectral_entropy(z) / h_max
-        w = self.loss_weight if weight is None else weight
-        return (w * loss).to(feat.dtype)
+        return (self.loss_weight * loss).to(feat.dtype)
+
+
+# The registry name of the shipped configs and of older checkpoints' configs.
+MODELS.register_module(name='SpectralDecorrelationLoss', module=EffectiveRankLoss)
