@@ -77,7 +77,6 @@ def bench_model(name, cfg_file, batch_sizes, size, device, warmup, iters):
                          peak_mem_mib=peak / 2**20))
         print(f'  {name} bs={bs}: {bs / med:.2f} slices/s, '
               f'peak {peak / 2**20:.0f} MiB', flush=True)
-    del model
     return rows
 
 

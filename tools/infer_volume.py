@@ -28,9 +28,10 @@ before anything is written.
 import argparse
 import sys
 
+from mmengine.config import DictAction
+
 import medssl  # noqa: F401  (mmcv shim before mmseg; a light import)
 from medssl.cli import HelpFormatter, add_device_arg, resolve_device
-from mmengine.config import DictAction
 
 
 def parse_args(argv=None):
@@ -100,9 +101,10 @@ def main(argv=None) -> int:
     except (ValueError, FileNotFoundError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 2
+    from mmengine.config import Config
+
     from medssl.utils.checkpoint import CheckpointError
     from medssl.utils.config import ConfigKeyError, check_config_keys
-    from mmengine.config import Config
     cfg = Config.fromfile(args.config)
     try:
         check_config_keys(cfg.keys(), args.cfg_options, args.config)

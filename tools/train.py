@@ -78,8 +78,9 @@ def build_config(args: argparse.Namespace) -> Config:
     Unknown / misspelt top-level keys are a ``ConfigKeyError``
     (medssl.utils.config); ``--resume`` without a path continues from
     medssl.utils.checkpoint.find_resume_checkpoint (a complete iter_N.pth of
-    the work dir, never a temporary of an interrupted save); a ``NonFiniteLossHook`` is added if the config
-    has none, so no checkpoint with NaN/inf tensors is written.
+    the work dir, never a temporary of an interrupted save); a
+    ``NonFiniteLossHook`` is added if the config has none, so no checkpoint
+    with NaN/inf tensors is written.
     """
     from medssl.utils.launcher import load_run_config, setup_cpu_distributed
     cfg = load_run_config(args.config, args.cfg_options, args.launcher,

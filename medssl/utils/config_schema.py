@@ -32,8 +32,8 @@ A violation is a :class:`~medssl.utils.config.ConfigKeyError` with one line:
 'lr'?``.
 """
 import difflib
-import inspect
 import functools
+import inspect
 import re
 from typing import Any, Callable, Iterable, Optional
 
@@ -293,8 +293,7 @@ class _Checker:
         self.each(cfg, path, lambda c, p: self.typed(c, p, METRICS))
 
     def check(self, cfg: dict) -> None:
-        from mmengine.registry import (LOG_PROCESSORS, VISBACKENDS,
-                                       VISUALIZERS)
+        from mmengine.registry import LOG_PROCESSORS, VISBACKENDS, VISUALIZERS
         from mmengine.runner import Runner
         self.model(cfg.get('model'), 'model')
         self.optim_wrapper(cfg.get('optim_wrapper'), 'optim_wrapper')

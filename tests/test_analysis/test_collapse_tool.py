@@ -3,7 +3,6 @@ import json
 
 import pytest
 import torch
-
 from tools_analysis_import import load_tool
 
 TINY_MOCO = """

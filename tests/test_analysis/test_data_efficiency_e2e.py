@@ -8,7 +8,6 @@ import os.path as osp
 
 import pytest
 import torch
-
 from tools_analysis_import import ROOT, load_tool
 
 CONFIG = osp.join(ROOT, 'configs', 'benchmarks', 'mmsegmentation', 'btcv',
@@ -23,6 +22,7 @@ def test_data_efficiency_end_to_end(btcv_slices_root, tmp_path):
 
     from medssl.analysis.data_efficiency import read_tested_checkpoint
     from medssl.analysis.embeddings import build_ssl_model
+
     # an (untrained) SSL checkpoint with backbone.* keys, ResNet-18, 1 channel
     torch.manual_seed(0)
     model = build_ssl_model(Config.fromfile(SSL_CONFIG))

@@ -6,10 +6,10 @@ import os.path as osp
 
 import pytest
 from mmengine.config import Config, DictAction
+from tools_analysis_import import ROOT
 
 from medssl.analysis import data_efficiency as de
 from medssl.registry import DATASETS
-from tools_analysis_import import ROOT
 
 ONE_VOL = osp.join(ROOT, 'configs', 'benchmarks', 'mmsegmentation', 'btcv',
                    'deeplabv3plus_r50-d8_4xb4-40k_btcv-512x512_1vol.py')

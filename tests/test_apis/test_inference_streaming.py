@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from medssl.apis import inference
-from medssl.apis.inference import (VolumeError, inference_volume,
-                                   plan_outputs, segment_path)
+from medssl.apis.inference import (VolumeError, inference_volume, plan_outputs,
+                                   segment_path)
 from medssl.utils.output_guard import OutputPathError
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'test_tools'))

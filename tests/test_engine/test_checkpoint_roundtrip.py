@@ -1,7 +1,7 @@
 """Runner checkpoints save and load back under torch >= 2.6 (weights_only default)."""
 import torch
-from toy_models import ToyModel
 from mmengine.runner import load_checkpoint
+from toy_models import ToyModel
 
 
 def test_runner_checkpoint_roundtrip(tmp_path, toy_runner):

@@ -138,8 +138,8 @@ def test_hook_and_report_pool_the_same_way():
     collapse report: last stage for backbones, first output for necks,
     global average of feature maps."""
     from medssl.analysis.pooling import pool_embedding
-    from medssl.engine.hooks.collapse_monitor_hook import (
-        backbone_embedding, projector_embedding)
+    from medssl.engine.hooks.collapse_monitor_hook import (backbone_embedding,
+                                                           projector_embedding)
     stage3 = torch.arange(2 * 3 * 2 * 2.).reshape(2, 3, 2, 2)
     stage4 = torch.ones(2, 4, 2, 2) * torch.tensor([1., 2, 3, 4])[:, None,
                                                                   None]

@@ -8,7 +8,6 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-
 from test_infer_volume import CONFIG, ThresholdModel
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -278,8 +278,9 @@ def toy_cli(tmp_path, monkeypatch, capsys):
     (tmp_path / 'toy_cfg.py').write_text(TOY_CONFIG)
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.syspath_prepend(osp.join(REPO, 'tests', 'test_engine'))
-    from medssl.cli import run_main
     from tools_train import CLEAN_ERRORS, main
+
+    from medssl.cli import run_main
     runs = iter(range(1000))
 
     def run(work_dir, *args):

@@ -304,8 +304,7 @@ def test_nonfinite_weights_refused_by_every_loader(nan_backbone, tmp_path,
                                                    monkeypatch, capsys):
     import runpy
 
-    from medssl.models.backbones.verified_pretrained import \
-        VerifiedPretrained
+    from medssl.models.backbones.verified_pretrained import VerifiedPretrained
     model, path = nan_backbone
     problem = (f'{path}: non-finite weights (NaN/inf) in '
                'state_dict.backbone.weight (1/6 non-finite); refusing to load '

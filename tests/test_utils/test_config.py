@@ -10,8 +10,7 @@ import runpy
 import pytest
 from mmengine.config import Config
 
-from medssl.utils.config import (KNOWN_KEYS, ConfigKeyError,
-                                 check_config_keys)
+from medssl.utils.config import KNOWN_KEYS, ConfigKeyError, check_config_keys
 from medssl.utils.config_schema import accepted_keys, check_config_schema
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))

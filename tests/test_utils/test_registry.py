@@ -10,6 +10,7 @@ def test_lookup_order_and_scope():
     assert DefaultScope.get_current_instance().scope_name == 'medssl'
     import mmseg.models as mmseg_models
     import mmselfsup.models as ssl_models
+
     # parent first: mmselfsup
     assert MODELS.get('MoCo') is ssl_models.MoCo
     assert MODELS.get('ResNet') is ssl_models.ResNet

@@ -15,8 +15,7 @@ import os.path as osp
 import time
 
 from medssl.cli import HelpFormatter
-from medssl.utils.process import (run_logged, schedule_options,
-                                  tool_command)
+from medssl.utils.process import run_logged, schedule_options, tool_command
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 PROBE = 'configs/benchmarks/mmsegmentation/btcv/' \

@@ -8,7 +8,8 @@ Example::
 import argparse
 import sys
 
-from medssl.cli import HelpFormatter, add_empty_slice_args, add_worker_args, worker_kwargs
+from medssl.cli import (HelpFormatter, add_empty_slice_args, add_worker_args,
+                        worker_kwargs)
 
 
 def parse_args(argv=None):

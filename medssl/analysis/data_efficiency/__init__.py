@@ -8,19 +8,17 @@ resumable, reading results) and :mod:`.reporting` (CSV, JSON, table, plot).
 The statistics over seeds live in :mod:`medssl.analysis.stats`.
 """
 from medssl.analysis.stats import welch_greater
-
-from .maths import (OWN_REFERENCE, RANDOM_INIT,
-                    annotation_efficiency_integral, group_scores, summarize)
-from .planning import (Job, backbone_has_init_cfg, job_cfg_options,
-                       make_jobs, parse_checkpoints, repo_root,
-                       save_best_key, test_command, train_command,
-                       train_split_cases, volume_count)
+from .maths import (OWN_REFERENCE, RANDOM_INIT, annotation_efficiency_integral,
+                    group_scores, summarize)
+from .planning import (Job, backbone_has_init_cfg, job_cfg_options, make_jobs,
+                       parse_checkpoints, repo_root, save_best_key,
+                       test_command, train_command, train_split_cases,
+                       volume_count)
 from .reporting import (CSV_FIELDS, format_summary, plot_curves, read_csv,
                         write_csv, write_summary)
-from .running import (SubprocessRunner, best_checkpoint_glob,
-                      checkpoint_kind, collect_results, find_checkpoint,
-                      job_record, read_metric, read_tested_checkpoint,
-                      run_jobs)
+from .running import (SubprocessRunner, best_checkpoint_glob, checkpoint_kind,
+                      collect_results, find_checkpoint, job_record,
+                      read_metric, read_tested_checkpoint, run_jobs)
 
 __all__ = [
     'RANDOM_INIT', 'OWN_REFERENCE', 'Job', 'annotation_efficiency_integral',

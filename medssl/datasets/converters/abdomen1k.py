@@ -13,9 +13,9 @@ import os.path as osp
 import re
 from typing import Dict, List, Optional
 
-from .common import (CaseSpec, ConversionError, ConvertOptions,
-                     auto_threads, convert_cases, nifti_stem,
-                     write_split_files, write_summary)
+from .common import (CaseSpec, ConversionError, ConvertOptions, auto_threads,
+                     convert_cases, nifti_stem, write_split_files,
+                     write_summary)
 from .options import glob_nifti
 
 __all__ = ['ABDOMEN1K_LABEL_IDS', 'find_abdomen1k_cases', 'convert_abdomen1k']

@@ -11,9 +11,9 @@ import json
 import os.path as osp
 from typing import Dict, List, Optional
 
-from .common import (CaseSpec, ConversionError, ConvertOptions,
-                     auto_threads, convert_cases, nifti_stem,
-                     write_split_files, write_summary)
+from .common import (CaseSpec, ConversionError, ConvertOptions, auto_threads,
+                     convert_cases, nifti_stem, write_split_files,
+                     write_summary)
 from .options import glob_nifti
 
 __all__ = [

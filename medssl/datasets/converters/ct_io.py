@@ -28,8 +28,7 @@ from typing import Sequence, Tuple
 
 import numpy as np
 from nibabel.orientations import (apply_orientation, axcodes2ornt,
-                                  inv_ornt_aff, io_orientation,
-                                  ornt_transform)
+                                  inv_ornt_aff, io_orientation, ornt_transform)
 
 HU_OFFSET = 1024
 HU_MIN = -HU_OFFSET

@@ -4,7 +4,8 @@ temp files a killed run leaves behind).
 Every output file is written to a temporary ``<pid>-<hex>-<name>`` in the
 private hidden folder ``.medssl-tmp/`` of its folder, then ``os.replace``d
 (only that folder is ever cleaned, so no user file can match); PNGs use
-fixed encoder parameters and ``.npy`` files ``np.save``'s fixed header, so a rerun gives identical bytes.
+fixed encoder parameters and ``.npy`` files ``np.save``'s fixed header, so
+a rerun gives identical bytes.
 """
 import io
 import json

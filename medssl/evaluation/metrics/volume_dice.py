@@ -64,8 +64,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
-from mmengine.dist import all_gather_object, gather_object, get_rank, \
-    get_world_size
+from mmengine.dist import (all_gather_object, gather_object, get_rank,
+                           get_world_size)
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import MMLogger, print_log
 

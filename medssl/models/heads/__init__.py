@@ -1,2 +1,2 @@
-from .local_patch_contrastive_head import *  # noqa: F401,F403
 from .linear_probe_head import *  # noqa: F401,F403
+from .local_patch_contrastive_head import *  # noqa: F401,F403

@@ -4,8 +4,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from medssl.apis.model_converters import (convert_file,
-                                          convert_selfsup_to_mmseg)
+from medssl.apis.model_converters import convert_file, convert_selfsup_to_mmseg
 from medssl.models.backbones import fold_decorrelation
 from medssl.registry import MODELS
 from medssl.utils import register_all_modules

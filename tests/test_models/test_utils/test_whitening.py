@@ -2,7 +2,8 @@
 import pytest
 import torch
 
-from medssl.models.utils.whitening import (EighInvSqrt, apply_grouped_whitening,
+from medssl.models.utils.whitening import (EighInvSqrt,
+                                           apply_grouped_whitening,
                                            eigh_inv_sqrt, grouped_moments,
                                            inv_sqrt_cov, moments_to_mean_cov,
                                            newton_schulz_inv_sqrt)
