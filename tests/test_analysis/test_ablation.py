@@ -6,6 +6,7 @@ import pytest
 
 from medssl.analysis.ablation import (VARIANTS, patch_intensity, summarize,
                                       variant_config)
+from medssl.analysis.variants import DIAGNOSIS, SWITCHES
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -38,18 +39,25 @@ def test_every_variant_builds_its_config(name):
     cfg = variant_config(REPO, name, 'mild')
     model = cfg.model
     decor = model.get('decorrelation')
-    if name in ('mocov2', 'local', 'spectral-only'):
+    # diagnosis variants are the full method plus one change
+    sw = SWITCHES['full' if name in DIAGNOSIS else name]
+    if sw['decorrelation'] is None:
         assert decor is None
     else:
         assert decor['type'] == 'EigenDecorrelationNeck'
-        assert decor['shuffle_groups'] == (name != 'decor-fixed')
-    has_loss = name in ('decor-loss', 'spectral-only', 'full')
+        assert decor['shuffle_groups'] == sw['decorrelation']['shuffle_groups']
+    has_loss = sw['decorrelation_loss'] is not None
     assert (model.get('decorrelation_loss') is not None) == has_loss
-    assert (model.get('local_head') is not None) == (name in ('local',
-                                                              'full'))
-    types = [t['type'] for t in _views(cfg)]
-    assert types[:2] == ['RandomResizedCropWithParams',
-                         'RandomFlipWithParams']
+    assert (model.get('local_head') is not None) == sw['local']
+    views = _views(cfg)
+    assert [t['type'] for t in views][:2] == ['RandomResizedCropWithParams',
+                                              'RandomFlipWithParams']
+    if name == 'full-local1':
+        assert model.local_weight == 1.0
+    if name == 'full-perpos':
+        assert model.decorrelation_loss.per_position is True
+    assert tuple(views[0]['scale']) == ((0.5, 1.0) if name == 'full-crop0.5'
+                                        else (0.2, 1.0))
 
 
 def test_summarize_paired_difference_by_seed():

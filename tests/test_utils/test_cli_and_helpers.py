@@ -43,7 +43,7 @@ def test_help_states_each_default_once():
                          capture_output=True, text=True).stdout
     text = ' '.join(out.split())
     assert 'where CSV/PNG/summary go (default: work dir) --ckpt-prefix' in text
-    assert "(default: each method's own) --no-random" in text
+    assert 'or own without random-init runs) --no-random' in text
     assert "(default: counted in the config's training split) --collect" in text
     assert text.count('(default: None)') == 1  # --collect only
     assert 'config downstream (mmseg) config options:' in text
