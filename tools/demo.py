@@ -19,10 +19,9 @@ from collections import OrderedDict
 from typing import Dict, List
 
 from medssl.cli import HelpFormatter
-from medssl.utils.process import run_logged, schedule_options
+from medssl.utils.process import REPO, run_logged, schedule_options
 from medssl.utils.process import tool_command as tool
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 PRETRAIN = OrderedDict(
     mocov2='configs/selfsup/mocov2/mocov2_r18_1xb4-6it_phantom.py',
     medmoco='configs/selfsup/medmoco/'

@@ -64,8 +64,8 @@ def convert_file(src: str, dst: str, fold_whitening: bool = True) -> dict:
     :class:`~medssl.utils.checkpoint.CheckpointError` naming it."""
     import io
 
-    from medssl.utils.checkpoint import (CheckpointError, atomic_write_bytes,
-                                         load_checkpoint)
+    from medssl.utils.atomic import atomic_write_bytes
+    from medssl.utils.checkpoint import CheckpointError, load_checkpoint
     ckpt = load_checkpoint(src, map_location='cpu')
     try:
         state = convert_selfsup_to_mmseg(ckpt, fold_whitening)
@@ -75,5 +75,5 @@ def convert_file(src: str, dst: str, fold_whitening: bool = True) -> dict:
                 whitening='backbone.whitening.weight' in state)
     buf = io.BytesIO()
     torch.save(dict(meta=meta, state_dict=state), buf)
-    atomic_write_bytes(buf.getvalue(), dst)
+    atomic_write_bytes(dst, buf.getvalue())
     return dict(num_tensors=len(state), whitening=meta['whitening'])

@@ -11,9 +11,18 @@ import subprocess
 import sys
 from typing import Dict, List, Optional, Sequence
 
-__all__ = ['run_logged', 'tool_command', 'schedule_options', 'REPO']
+__all__ = [
+    'run_logged', 'tool_command', 'schedule_options', 'REPO', 'repo_root'
+]
 
+#: The source checkout medssl runs from (holds ``tools/`` and ``configs/``):
+#: the folder above the ``medssl`` package.
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+
+def repo_root() -> str:
+    """The source checkout medssl runs from (:data:`REPO`)."""
+    return REPO
 
 
 def tool_command(script: str, *args: str) -> List[str]:

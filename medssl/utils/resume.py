@@ -31,9 +31,10 @@ import torch
 from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 
-from .checkpoint import (CheckpointError, _inside, _prefixes,
-                         allow_nonfinite_default, find_resume_checkpoint,
-                         non_finite_entries)
+from .checkpoint import (CheckpointError, allow_nonfinite_default,
+                         find_resume_checkpoint, non_finite_entries)
+from .checkpoint.model_loading import _prefixes
+from .checkpoint.resume_lookup import _inside
 from .workdir_lock import WorkDirLock
 
 __all__ = ['SafeRunner', 'check_resume_checkpoint', 'check_model_keys',

@@ -146,17 +146,17 @@ def test_strict_model_loading_names_prefixes(tmp_path):
 def _save_and_die(work_dir):
     """A Runner saving iter_2 then killed (SIGKILL-like) inside the write of
     iter_4, between writing the bytes and the rename."""
-    import medssl.utils.checkpoint as ck
+    import medssl.utils.atomic as atomic
     from medssl.utils import register_all_modules
     register_all_modules()
-    real_fsync = ck.os.fsync
+    real_fsync = atomic.os.fsync
 
     def fsync(fd):
         if 'iter_4.pth' in os.readlink(f'/proc/self/fd/{fd}'):
             os._exit(9)
         real_fsync(fd)
 
-    ck.os.fsync = fsync
+    atomic.os.fsync = fsync
     import sys
     sys.path.insert(0, osp.join(osp.dirname(osp.dirname(__file__)),
                                 'test_engine'))
@@ -182,16 +182,16 @@ def test_kill_during_save_leaves_no_file_under_the_final_name(tmp_path):
 
 
 def test_failed_save_cleans_up_and_keeps_old_file(tmp_path, monkeypatch):
-    import medssl.utils.checkpoint as ck
+    import medssl.utils.atomic as atomic
     path = str(tmp_path / 'iter_2.pth')
-    ck.atomic_write_bytes(b'old', path)
+    atomic.atomic_write_bytes(path, b'old')
 
     def broken(fd):
         raise OSError('disk full')
 
-    monkeypatch.setattr(ck.os, 'fsync', broken)
+    monkeypatch.setattr(atomic.os, 'fsync', broken)
     with pytest.raises(OSError, match='disk full'):
-        ck.atomic_write_bytes(b'new-but-never-complete', path)
+        atomic.atomic_write_bytes(path, b'new-but-never-complete')
     assert os.listdir(tmp_path) == ['iter_2.pth']
     assert open(path, 'rb').read() == b'old'
 

@@ -15,9 +15,9 @@ import os.path as osp
 import time
 
 from medssl.cli import HelpFormatter
-from medssl.utils.process import run_logged, schedule_options, tool_command
+from medssl.utils.process import (REPO, run_logged, schedule_options,
+                                  tool_command)
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 PROBE = 'configs/benchmarks/mmsegmentation/btcv/' \
     'linear_r18_1xb2-20it_btcv-phantom.py'
 # downstream configs of the fine-tuning arm: {pretrained?: config}

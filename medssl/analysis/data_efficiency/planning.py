@@ -9,6 +9,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence
 
+from medssl.utils.process import repo_root
 from .maths import OWN_REFERENCE, RANDOM_INIT
 
 __all__ = [
@@ -230,11 +231,6 @@ def job_cfg_options(job: Job,
         if ckpt_prefix:
             opts.append(f'model.backbone.init_cfg.prefix={ckpt_prefix}')
     return opts + list(job.extra_cfg_options)
-
-
-def repo_root() -> str:
-    return osp.dirname(
-        osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 
 def _launcher_argv(script: str, launcher: str, gpus: int, python: str,

@@ -39,16 +39,15 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from .ct_io import (IMG_FORMATS, canonical_to_slices, encode_hu,
                     parse_slice_name, slice_name)
-from .files import (PNG_PARAMS, atomic_write_bytes, atomic_write_json,
-                    read_png, remove_stale_tmp, write_label_png, write_npy,
-                    write_png)
+from .files import (PNG_PARAMS, atomic_write_json, read_png, remove_stale_tmp,
+                    write_bytes, write_label_png, write_npy, write_png)
 from .options import (CaseSpec, ConversionError, ConvertOptions,
                       check_img_format, nifti_stem)
 from .volume import BODY_HU, body_fraction, load_case
 
 __all__ = [
     'ConversionError', 'CaseSpec', 'ConvertOptions', 'nifti_stem',
-    'atomic_write_bytes', 'atomic_write_json', 'write_png', 'read_png',
+    'write_bytes', 'atomic_write_json', 'write_png', 'read_png',
     'write_npy', 'write_label_png', 'IMG_FORMATS', 'check_img_format',
     'load_case', 'convert_case', 'convert_cases', 'is_case_done',
     'write_split_files', 'write_summary', 'body_fraction', 'PNG_PARAMS',
@@ -288,10 +287,10 @@ def write_split_files(out_dir: str, split: str, cases: Sequence[str]) -> int:
     names.sort()
     d = osp.join(out_dir, 'splits')
     os.makedirs(d, exist_ok=True)
-    atomic_write_bytes(osp.join(d, f'{split}.txt'),
-                       ''.join(n + '\n' for n in names).encode())
-    atomic_write_bytes(osp.join(d, f'{split}_cases.txt'),
-                       ''.join(c + '\n' for c in sorted(cases)).encode())
+    write_bytes(osp.join(d, f'{split}.txt'),
+                ''.join(n + '\n' for n in names).encode())
+    write_bytes(osp.join(d, f'{split}_cases.txt'),
+                ''.join(c + '\n' for c in sorted(cases)).encode())
     return len(names)
 
 
