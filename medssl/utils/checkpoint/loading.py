@@ -105,7 +105,8 @@ def load_checkpoint(path: str,
     """
     path = str(path)
     if re.match(r'https?://', path):
-        return load_http_checkpoint(path, map_location, allow_nonfinite=allow_nonfinite)
+        return load_http_checkpoint(path, map_location,
+                                    allow_nonfinite=allow_nonfinite)
     if path.startswith(ZOO_PREFIXES):
         refuse_zoo(path)
     path = osp.expanduser(path)
@@ -154,6 +155,8 @@ def load_http_checkpoint(filename, map_location=None, model_dir=None,
 
 
 def refuse_zoo(filename, map_location=None):
+    """mmengine's model-zoo schemes (``open-mmlab://`` ...) load through
+    their own readers: refused, the user downloads the file."""
     raise CheckpointError(
         f'{filename}: model-zoo names are not read by medssl\'s safe loader; '
         'download the file and give its path')
