@@ -29,7 +29,7 @@ from mmengine.runner import Runner
 
 from .checkpoint import (CheckpointError, allow_nonfinite_default,
                          non_finite_entries)
-from .checkpoint.model_loading import _prefixes
+from .checkpoint.model_loading import key_mismatches, mismatch_problems
 from .checkpoint.resume_lookup import _inside
 
 __all__ = ['check_resume_checkpoint', 'check_model_keys',
@@ -135,23 +135,10 @@ def check_model_keys(model: torch.nn.Module, state: dict, path: str) -> None:
         raise CheckpointError(f'{path}: no state_dict to resume the model '
                               'from')
     state = {_strip_module(k): v for k, v in state.items()}
-    own = model.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    shapes = [f'{k}: checkpoint {tuple(state[k].shape)} vs model '
-              f'{tuple(v.shape)}' for k, v in own.items()
-              if k in state and torch.is_tensor(state[k])
-              and tuple(state[k].shape) != tuple(v.shape)]
-    problems = []
-    if missing:
-        problems.append(f'{len(missing)} model keys missing from it: '
-                        f'{_prefixes(missing)}')
-    if unexpected:
-        problems.append(f'{len(unexpected)} unexpected keys: '
-                        f'{_prefixes(unexpected)}')
-    if shapes:
-        problems.append(f'{len(shapes)} shape mismatches: ' +
-                        '; '.join(shapes[:5]))
+    missing, unexpected, shapes = key_mismatches(model.state_dict(), state)
+    problems = mismatch_problems(
+        missing, unexpected, shapes,
+        f'{len(missing)} model keys missing from it')
     if problems:
         raise CheckpointError(
             f'{path}: cannot resume {type(model).__name__} strictly: ' +

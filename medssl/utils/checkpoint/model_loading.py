@@ -1,6 +1,6 @@
 """Strict loading of a checkpoint into a model, naming what does not fit."""
 from collections import Counter
-from typing import Dict
+from typing import Dict, List, Optional, Tuple
 
 import torch
 
@@ -30,6 +30,36 @@ def _prefixes(keys, depth: int = 2) -> str:
     return ', '.join(f'{p} ({n})' for p, n in sorted(counts.items()))
 
 
+def key_mismatches(own: dict, state: dict, skip: Optional[str] = None
+                   ) -> Tuple[List[str], List[str], List[str]]:
+    """(missing, unexpected, shape mismatches) of a checkpoint ``state``
+    against a model's ``own`` state dict; keys containing ``skip`` are not
+    counted as missing or unexpected."""
+    counted = (lambda k: skip not in k) if skip else (lambda k: True)
+    missing = [k for k in own if k not in state and counted(k)]
+    unexpected = [k for k in state if k not in own and counted(k)]
+    shapes = [f'{k}: checkpoint {tuple(state[k].shape)} vs model '
+              f'{tuple(v.shape)}' for k, v in own.items()
+              if k in state and torch.is_tensor(state[k])
+              and tuple(state[k].shape) != tuple(v.shape)]
+    return missing, unexpected, shapes
+
+
+def mismatch_problems(missing: List[str], unexpected: List[str],
+                      shapes: List[str], missing_text: str) -> List[str]:
+    """The message parts of :func:`key_mismatches` (keys as prefixes)."""
+    problems = []
+    if missing:
+        problems.append(f'{missing_text}: {_prefixes(missing)}')
+    if unexpected:
+        problems.append(f'{len(unexpected)} unexpected keys: '
+                        f'{_prefixes(unexpected)}')
+    if shapes:
+        problems.append(f'{len(shapes)} shape mismatches: ' +
+                        '; '.join(shapes[:5]))
+    return problems
+
+
 def load_model_checkpoint(model: torch.nn.Module, path: str,
                           max_mismatch: int = 0,
                           map_location='cpu') -> dict:
@@ -43,23 +73,14 @@ def load_model_checkpoint(model: torch.nn.Module, path: str,
     ckpt = load_checkpoint(path, map_location)
     state = extract_state_dict(ckpt, path)
     own = model.state_dict()
-    ignore = 'num_batches_tracked'
-    missing = [k for k in own if k not in state and ignore not in k]
-    unexpected = [k for k in state if k not in own and ignore not in k]
-    shapes = [f'{k}: checkpoint {tuple(v.shape)} vs model '
-              f'{tuple(own[k].shape)}' for k, v in state.items()
-              if k in own and v.shape != own[k].shape]
+    missing, unexpected, shapes = key_mismatches(
+        own, state, skip='num_batches_tracked')
     problems = []
     if len(missing) + len(unexpected) > max_mismatch:
-        if missing:
-            problems.append(f'{len(missing)}/{len(own)} model keys missing: '
-                            f'{_prefixes(missing)}')
-        if unexpected:
-            problems.append(f'{len(unexpected)} unexpected keys: '
-                            f'{_prefixes(unexpected)}')
-    if shapes:
-        problems.append(f'{len(shapes)} shape mismatches: ' +
-                        '; '.join(shapes[:5]))
+        problems = mismatch_problems(
+            missing, unexpected, [],
+            f'{len(missing)}/{len(own)} model keys missing')
+    problems += mismatch_problems([], [], shapes, '')
     if problems:
         raise CheckpointError(
             f'{path}: does not fit {type(model).__name__}: ' +
