@@ -79,8 +79,8 @@ def model_cfg(variant: str, depth: int, queue_len: int,
         if num_groups and decor['num_groups'] > 1:
             decor['num_groups'] = num_groups
     cfg.update(
-        local_neck=dict(type='LocalProjectionNeck', in_channels=c3,
-                        hid_channels=512, out_channels=128)
+        local_neck=dict(type='MoCoV2Neck', in_channels=c3, hid_channels=512,
+                        out_channels=128, with_avg_pool=False)
         if sw['local'] else None,
         local_head=dict(type='LocalPatchContrastiveHead', grid_size=grid,
                         temperature=0.2) if sw['local'] else None,

@@ -34,7 +34,7 @@ class MedMoCo(MoCo):
     Query: feats = backbone(im_q) (tuple); global q = neck(decor(feats)[-1])
     (N, D); local cells: ``local_head.pool`` of feats[local_in_index]
     (N, C_l, h, w) on a G x G grid over the views' overlap, projected by
-    ``local_neck`` (N, G*G, D_l).
+    ``local_neck`` and L2-normalised (N, G*G, D_l).
     Key: MoCo's EMA encoder (backbone + neck) and an EMA copy of the local
     neck, with MoCo's shuffle-BN; keys enter MoCo's queue exactly as in
     ``MoCo``. The decorrelation neck has no parameters: the key side uses
@@ -63,8 +63,9 @@ class MedMoCo(MoCo):
         backbone, neck, head, queue_len, feat_dim, momentum, pretrained,
             data_preprocessor, init_cfg: as in ``MoCo``.
         local_head: ``LocalPatchContrastiveHead`` config or None.
-        local_neck: ``LocalProjectionNeck`` config (needed with a local
-            head).
+        local_neck: projector of the local cells (needed with a local head),
+            e.g. ``MoCoV2Neck`` with ``with_avg_pool=False``: fc-relu-fc on
+            each pooled cell.
         local_weight: lambda of L = L_global + lambda * L_local.
         decorrelation: ``EigenDecorrelationNeck`` config or None (placed
             between backbone and neck).
@@ -105,7 +106,7 @@ class MedMoCo(MoCo):
             init_cfg=init_cfg)
         if local_head is not None and local_neck is None:
             raise ValueError('MedMoCo: local_head needs a local_neck '
-                             '(LocalProjectionNeck config)')
+                             '(the projector of the local cells)')
         self.local_weight = local_weight
         self.local_in_index = local_in_index
         self.decorrelation = MODELS.build(decorrelation) \
@@ -131,6 +132,16 @@ class MedMoCo(MoCo):
             feats = self.decorrelation(feats, perm=perm,
                                        update_stats=update_stats)
         return nn.functional.normalize(neck((feats[-1], ))[0], dim=1)
+
+    def _local_embedding(self, feat: torch.Tensor, boxes: torch.Tensor,
+                         input_hw: Sequence[int],
+                         neck: nn.Module) -> torch.Tensor:
+        """L2-normalised ``neck`` of the cells pooled from ``feat``
+        (N, C_l, h, w) with ``boxes`` (N, K, 4): (N, K, D_l)."""
+        pooled = self.local_head.pool(feat, boxes, input_hw)
+        n, k, c = pooled.shape
+        z = neck((pooled.reshape(n * k, c), ))[0]
+        return nn.functional.normalize(z.view(n, k, -1), dim=-1)
 
     def loss(self, inputs: List[torch.Tensor],
              data_samples: List[SelfSupDataSample],
@@ -169,8 +180,9 @@ class MedMoCo(MoCo):
                 # small (N, G*G, D) cell embeddings instead of the maps.
                 boxes_k_sh = _shuffle_like(
                     boxes_k.to(im_k.device), idx_unshuffle)
-                cells_k = self.local_neck_k(self.local_head.pool(
-                    feats_k[self.local_in_index], boxes_k_sh, input_hw))
+                cells_k = self._local_embedding(
+                    feats_k[self.local_in_index], boxes_k_sh, input_hw,
+                    self.local_neck_k.module)
                 cells_k = batch_unshuffle_ddp(cells_k, idx_unshuffle)
 
         l_pos = torch.einsum('nc,nc->n', [q, k]).unsqueeze(-1)
@@ -179,8 +191,8 @@ class MedMoCo(MoCo):
         self._dequeue_and_enqueue(k)
 
         if self.with_local:
-            cells_q = self.local_neck(
-                self.local_head.pool(local_q, boxes_q, input_hw))
+            cells_q = self._local_embedding(local_q, boxes_q, input_hw,
+                                            self.local_neck)
             losses['loss_local'] = self.local_weight * self.local_head.loss(
                 cells_q, cells_k, valid)
             losses['local_pairs'] = valid.float().mean().to(q.device)

@@ -75,8 +75,8 @@ class LocalPatchContrastiveHead(BaseModule):
     A G x G grid of cells is laid over the region both views share
     (:meth:`grid_boxes`); each cell is RoIAlign-pooled (bilinear) from each
     view's backbone feature map (N, C, h, w) into a C-vector (:meth:`pool`);
-    the algorithm's local neck (``LocalProjectionNeck``, and its EMA copy on
-    the key side) projects and L2-normalises the cells. InfoNCE per query
+    the algorithm's local neck (and its EMA copy on the key side) projects
+    them, and they are L2-normalised. InfoNCE per query
     cell (:meth:`loss`): the positive is the same physical cell from the key
     encoder; negatives are the other cells of the same image, all cells of
     the other images of the batch, and optionally a queue of past key

@@ -49,8 +49,8 @@ def _cfg(variant='full', queue_len=16, depth=18, num_groups=16):
                   out_channels=16, with_avg_pool=True),
         head=dict(type='ContrastiveHead',
                   loss=dict(type='mmcls.CrossEntropyLoss'), temperature=0.2),
-        local_neck=dict(type='LocalProjectionNeck', in_channels=c3,
-                        hid_channels=32, out_channels=16)
+        local_neck=dict(type='MoCoV2Neck', in_channels=c3, hid_channels=32,
+                        out_channels=16, with_avg_pool=False)
         if sw['local'] else None,
         local_head=dict(type='LocalPatchContrastiveHead', grid_size=2,
                         temperature=0.2) if sw['local'] else None,

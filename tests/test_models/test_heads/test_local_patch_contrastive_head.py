@@ -4,10 +4,10 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from mmselfsup.models.necks import MoCoV2Neck
 
 from medssl.models.heads import LocalPatchContrastiveHead
 from medssl.models.heads.local_patch_contrastive_head import overlap_grid_boxes
-from medssl.models.necks import LocalProjectionNeck
 
 
 def _vp(box, flip=False, shape=(64, 64)):
@@ -38,11 +38,17 @@ def _head(g=2, **kw):
 
 def _local_loss(head, neck, feat_q, feat_k, view_params, input_hw):
     """The local loss as MedMoCo composes it (one projector here)."""
+    def embed(feat, boxes):
+        pooled = head.pool(feat, boxes, input_hw)
+        n, k, c = pooled.shape
+        z = neck((pooled.reshape(n * k, c), ))[0]
+        return F.normalize(z.view(n, k, -1), dim=-1)
+
     boxes_q, boxes_k, valid = head.grid_boxes(
         view_params, feat_hw=tuple(feat_q.shape[-2:]), input_hw=input_hw)
-    q = neck(head.pool(feat_q, boxes_q, input_hw))
+    q = embed(feat_q, boxes_q)
     with torch.no_grad():
-        k = neck(head.pool(feat_k, boxes_k, input_hw))
+        k = embed(feat_k, boxes_k)
     return head.loss(q, k, valid)
 
 
@@ -291,7 +297,7 @@ def test_infonce_with_queue_and_same_image_negatives():
 
 
 def test_no_overlap_zero_but_connected():
-    head, neck = _head(g=2), LocalProjectionNeck(2, 4, 3)
+    head, neck = _head(g=2), MoCoV2Neck(2, 4, 3, with_avg_pool=False)
     feat = torch.randn(2, 2, 8, 8, requires_grad=True)
     vps = [[_vp((0, 0, 10, 10)), _vp((30, 30, 40, 40))]] * 2
     loss = _local_loss(head, neck, feat, feat.detach(), vps, (64, 64))
@@ -302,7 +308,7 @@ def test_no_overlap_zero_but_connected():
 
 
 def test_gradient_to_features():
-    head, neck = _head(g=2), LocalProjectionNeck(2, 4, 3)
+    head, neck = _head(g=2), MoCoV2Neck(2, 4, 3, with_avg_pool=False)
     feat = torch.randn(2, 2, 8, 8, requires_grad=True)
     vps = [[_vp((0, 0, 48, 48)), _vp((16, 16, 64, 64), flip=True)]] * 2
     loss = _local_loss(head, neck, feat, torch.randn(2, 2, 8, 8), vps,

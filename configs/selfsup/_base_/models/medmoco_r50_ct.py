@@ -10,12 +10,13 @@ model = dict(
     local_weight=0.5)
 
 # Contribution 1: contrast between local patches of the layer3 feature maps
-# (cells pooled by the head, projected by the local neck).
+# (cells pooled by the head, projected by the local neck: fc-relu-fc per cell).
 local_neck = dict(
-    type='LocalProjectionNeck',
+    type='MoCoV2Neck',
     in_channels=1024,
     hid_channels=512,
-    out_channels=128)
+    out_channels=128,
+    with_avg_pool=False)
 local_head = dict(type='LocalPatchContrastiveHead', grid_size=4, temperature=0.2)
 # Contribution 2: decorrelation by eigendecomposition, chosen by the ablation
 # (README, "Does the method work?"): ZCA whitening of the final backbone
