@@ -49,8 +49,9 @@ class NonFiniteLossHook(Hook):
     A diverged run otherwise writes NaN weights into every later checkpoint.
 
     * Features: forward hooks on the watched submodules (every module whose
-      attribute name is in ``watch``, e.g. ``backbone``,
-      ``encoder_k.module.backbone``, ``decorrelation``) check their outputs,
+      attribute name is in ``watch``, e.g. ``backbone``, ``decorrelation``;
+      the key encoder's backbone, ``encoder_k.module.0``, feeds the watched
+      ``decorrelation``) check their outputs,
       so non-finite backbone features are caught *before* they reach the
       decorrelation (whose eigh would fail on them, and whose running
       statistics and BN's would store them); after the forward the model's
