@@ -8,6 +8,7 @@ from collections import OrderedDict
 from typing import Dict, List
 
 from .paths import collapse_dir, probe_dir
+from .report import write_outputs
 
 __all__ = ['DEMO_VARIANTS', 'demo_argv', 'dice_table', 'write_demo_report']
 
@@ -97,8 +98,6 @@ def write_demo_report(work: str, seed: int) -> str:
               f'held-out test volumes\n\n{dice_table(dice)}\n\n'
               f'## Effective rank\n\n{rank_table(collapse)}\n\nSpectra: '
               f'{osp.join(work, "spectra.png")}\n')
-    with open(osp.join(work, 'demo_results.md'), 'w') as f:
-        f.write(report)
-    with open(osp.join(work, 'demo_results.json'), 'w') as f:
-        json.dump(dict(dice=dice, collapse=collapse), f, indent=1)
+    write_outputs(work, 'demo_results', report,
+                  dict(dice=dice, collapse=collapse))
     return report

@@ -9,6 +9,14 @@ from .paths import collapse_dir, probe_dir
 __all__ = ['report', 'report_finetune']
 
 
+def write_outputs(work: str, stem: str, md: str, payload: dict) -> None:
+    """``<work>/<stem>.md`` (the table) and ``<stem>.json`` (its data)."""
+    with open(osp.join(work, f'{stem}.md'), 'w') as f:
+        f.write(md)
+    with open(osp.join(work, f'{stem}.json'), 'w') as f:
+        json.dump(payload, f, indent=1)
+
+
 def report_finetune(run, records: List[dict], seconds: float) -> None:
     """``finetune.md`` / ``finetune.json``: the fine-tuning table."""
     work, args = run.work, run.args
@@ -26,11 +34,8 @@ def report_finetune(run, records: List[dict], seconds: float) -> None:
           'labelled volumes, two-sided paired t-test, Holm-corrected over '
           'every comparison of the table.\n\n'
           f'{render_finetune_markdown(rows, [b for b, _ in baselines])}\n')
-    with open(osp.join(work, 'finetune.md'), 'w') as f:
-        f.write(md)
-    with open(osp.join(work, 'finetune.json'), 'w') as f:
-        json.dump(dict(budget=budget, records=records, rows=rows), f,
-                  indent=1)
+    write_outputs(work, 'finetune', md,
+                  dict(budget=budget, records=records, rows=rows))
     print(md)
 
 
@@ -67,10 +72,7 @@ def report(run, names: List[str], seconds: float) -> None:
           f'\n\nmean ± sd [95 % CI] over seeds; the last column is the '
           f'paired mDice difference to MoCo v2 on the same seeds.\n\n'
           f'{table}\n\nSpectra: spectra.png\n')
-    with open(osp.join(work, 'ablation.md'), 'w') as f:
-        f.write(md)
-    with open(osp.join(work, 'ablation.json'), 'w') as f:
-        json.dump(dict(budget=budget, records=records, summary=summary), f,
-                  indent=1)
+    write_outputs(work, 'ablation', md,
+                  dict(budget=budget, records=records, summary=summary))
     plot_mean_spectra(spectra, osp.join(work, 'spectra.png'))
     print(md)
