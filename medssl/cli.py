@@ -19,7 +19,8 @@ Usage in a tool::
 import argparse
 
 __all__ = ['HelpFormatter', 'add_worker_args', 'worker_kwargs',
-           'add_empty_slice_args', 'add_device_arg', 'resolve_device']
+           'add_empty_slice_args', 'add_device_arg', 'resolve_device',
+           'add_config_args', 'parse_with_local_rank']
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter,
@@ -91,6 +92,30 @@ def resolve_device(device: str) -> str:
         return device
     import torch
     return 'cuda' if torch.cuda.is_available() else 'cpu'
+
+
+def add_config_args(p: argparse.ArgumentParser, example: str = '') -> None:
+    """``--cfg-options`` and ``--launcher`` / ``--local_rank`` (set by
+    torch.distributed launchers), as tools/train.py and tools/test.py take
+    them; read the result with :func:`parse_with_local_rank`."""
+    from mmengine.config import DictAction
+    p.add_argument('--cfg-options', nargs='+', action=DictAction,
+                   help='override settings in the config, key=value' +
+                   (f', e.g. {example}' if example else ''))
+    p.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+                   default='none', help='job launcher')
+    p.add_argument('--local_rank', '--local-rank', type=int, default=0,
+                   help='set by torch.distributed launchers')
+
+
+def parse_with_local_rank(p: argparse.ArgumentParser,
+                          argv=None) -> argparse.Namespace:
+    """``p.parse_args(argv)``; an old-style ``--local_rank`` becomes
+    ``LOCAL_RANK`` (what mmengine reads) unless the launcher set it."""
+    import os
+    args = p.parse_args(argv)
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
 
 
 def run_main(main, clean_errors=('ConfigKeyError', 'CheckpointError',

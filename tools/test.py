@@ -22,13 +22,13 @@ the missing/unexpected key prefixes (exit 1), instead of printing the Dice
 of a randomly initialised head. ``--max-key-mismatch N`` tolerates N keys.
 """
 import argparse
-import os
 import os.path as osp
 from typing import List, Tuple
 
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 
-from medssl.cli import HelpFormatter, run_main
+from medssl.cli import (HelpFormatter, add_config_args, parse_with_local_rank,
+                        run_main)
 
 CLEAN_ERRORS = ('ConfigKeyError', 'CheckpointError', 'OutputPathError')
 
@@ -51,24 +51,10 @@ def parse_args(argv=None):
         help='JSON file for the per-case/per-organ results; None: '
         '<work_dir>/volume_dice.json')
     parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override settings in the config, key=value')
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher')
-    parser.add_argument(
         '--max-key-mismatch', type=int, default=0,
         help='missing + unexpected checkpoint keys tolerated')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0,
-                        help='set by torch.distributed launchers')
-    args = parser.parse_args(argv)
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return args
+    add_config_args(parser)
+    return parse_with_local_rank(parser, argv)
 
 
 def _set_evaluator(evaluator, key, value):

@@ -11,9 +11,10 @@ Examples::
 import argparse
 import os
 
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 
-from medssl.cli import HelpFormatter, run_main
+from medssl.cli import (HelpFormatter, add_config_args, parse_with_local_rank,
+                        run_main)
 
 #: Errors that end the run with one line ``<Error>: <message>`` and exit 1
 #: (config keys, checkpoints, non-finite training), not a traceback.
@@ -53,23 +54,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         'their weights hold NaN/inf (same as MEDSSL_ALLOW_NONFINITE=1); by '
         'default such a checkpoint is refused')
     parser.add_argument('--seed', type=int, help='random seed')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override settings in the config, key=value, e.g. '
-        'train_dataloader.dataset.data_root=data/x model.local_weight=1.0')
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0,
-                        help='set by torch.distributed launchers')
-    args = parser.parse_args(argv)
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return args
+    add_config_args(parser, 'train_dataloader.dataset.data_root=data/x '
+                    'model.local_weight=1.0')
+    return parse_with_local_rank(parser, argv)
 
 
 def build_config(args: argparse.Namespace) -> Config:
