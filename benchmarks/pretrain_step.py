@@ -32,11 +32,11 @@ import os
 import platform
 import statistics
 import time
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 import torch
 
-from medssl.analysis.variants import NUM_GROUPS, SWITCHES
+from medssl.analysis.variants import NUM_GROUPS, SWITCHES, model_config
 from medssl.models.utils.whitening import (apply_grouped_whitening,
                                            grouped_moments, inv_sqrt_cov,
                                            moments_to_mean_cov)
@@ -48,47 +48,6 @@ def _malloc_trim() -> None:
         ctypes.CDLL('libc.so.6').malloc_trim(0)
     except (OSError, AttributeError):  # not glibc
         pass
-
-
-def model_cfg(variant: str, depth: int, queue_len: int,
-              num_groups: Optional[int], method: str, grid: int) -> dict:
-    """R``depth`` model config of ``variant`` (its switches from the variant
-    table; ``num_groups`` overrides the table's grouped variants)."""
-    sw = SWITCHES[variant]
-    c3, c4 = (256, 512) if depth in (18, 34) else (1024, 2048)
-    cfg = dict(
-        type='MoCo' if variant == 'mocov2' else 'MedMoCo',
-        queue_len=queue_len,
-        feat_dim=128,
-        momentum=0.999,
-        data_preprocessor=dict(type='SelfSupDataPreprocessor', mean=[0.5],
-                               std=[0.25], bgr_to_rgb=False),
-        backbone=dict(type='ResNet', depth=depth, in_channels=1,
-                      out_indices=[3, 4] if sw['local'] else [4],
-                      norm_cfg=dict(type='BN')),
-        neck=dict(type='MoCoV2Neck', in_channels=c4, hid_channels=c4,
-                  out_channels=128, with_avg_pool=True),
-        head=dict(type='ContrastiveHead',
-                  loss=dict(type='mmcls.CrossEntropyLoss'), temperature=0.2))
-    if variant == 'mocov2':
-        return cfg
-    decor = sw['decorrelation']
-    if decor is not None:
-        decor = dict(decor, type='EigenDecorrelationNeck', in_channels=c4,
-                     method=method)
-        if num_groups and decor['num_groups'] > 1:
-            decor['num_groups'] = num_groups
-    cfg.update(
-        local_neck=dict(type='MoCoV2Neck', in_channels=c3, hid_channels=512,
-                        out_channels=128, with_avg_pool=False)
-        if sw['local'] else None,
-        local_head=dict(type='LocalPatchContrastiveHead', grid_size=grid,
-                        temperature=0.2) if sw['local'] else None,
-        decorrelation=decor,
-        decorrelation_loss=sw['decorrelation_loss'],
-        local_in_index=0,
-        local_weight=0.5)
-    return cfg
 
 
 def bench_steps(args) -> List[Dict]:
@@ -121,8 +80,9 @@ def bench_steps(args) -> List[Dict]:
         torch.manual_seed(0)
         with DefaultScope.overwrite_default_scope('medssl'):
             model = MODELS.build(
-                model_cfg(variant, args.depth, args.queue_len,
-                          args.num_groups, args.method, args.grid))
+                model_config(variant, args.depth, queue_len=args.queue_len,
+                             num_groups=args.num_groups, method=args.method,
+                             grid_size=args.grid))
         models[variant] = model.to(args.device)
         wrappers[variant] = OptimWrapper(
             torch.optim.SGD(model.parameters(), lr=0.03, momentum=0.9,

@@ -18,8 +18,8 @@ Usage in a tool::
 """
 import argparse
 
-__all__ = ['HelpFormatter', 'add_worker_args', 'worker_kwargs',
-           'add_empty_slice_args', 'add_device_arg', 'resolve_device',
+__all__ = ['HelpFormatter', 'add_converter_args', 'converter_kwargs',
+           'add_device_arg', 'resolve_device',
            'add_config_args', 'parse_with_local_rank']
 
 
@@ -41,9 +41,13 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter,
         return super()._get_help_string(action)
 
 
-def add_worker_args(p: argparse.ArgumentParser) -> None:
-    """Options every dataset converter takes: parallelism, format, error
-    policy (tools/dataset_converters/*.py)."""
+def add_converter_args(p: argparse.ArgumentParser,
+                       keep_empty: bool) -> None:
+    """Options every dataset converter takes (tools/dataset_converters/*.py):
+    parallelism, format, error policy and which slices to keep; only the
+    default of ``--keep-empty`` differs per dataset. ``--drop-empty`` is a
+    hidden alias of ``--no-keep-empty`` (the BTCV converter's option name in
+    scripts written for it)."""
     p.add_argument('--nproc', type=int, default=1,
                    help='processes (one case each)')
     p.add_argument('--threads', type=int, default=None,
@@ -56,26 +60,24 @@ def add_worker_args(p: argparse.ArgumentParser) -> None:
     p.add_argument('--on-error', choices=['fail', 'skip'], default='fail',
                    help='a bad case stops the run, or is skipped and '
                    'listed in summary.json')
-
-
-def worker_kwargs(args: argparse.Namespace) -> dict:
-    """The converter keyword arguments of :func:`add_worker_args`."""
-    return dict(nproc=args.nproc, threads=args.threads,
-                img_format=args.img_format, on_error=args.on_error)
-
-
-def add_empty_slice_args(p: argparse.ArgumentParser,
-                         keep_by_default: bool) -> None:
-    """``--keep-empty`` / ``--no-keep-empty`` (-> ``args.keep_empty``), the
-    same name on every converter; only the default differs per dataset.
-    ``--drop-empty`` is a hidden alias of ``--no-keep-empty`` (the BTCV
-    converter's option name in scripts written for it)."""
     p.add_argument('--keep-empty', action=argparse.BooleanOptionalAction,
-                   default=keep_by_default,
+                   default=keep_empty,
                    help='keep slices without body (all air); '
                    '--no-keep-empty drops them')
     p.add_argument('--drop-empty', dest='keep_empty', action='store_false',
                    help=argparse.SUPPRESS)
+    p.add_argument('--min-body-fraction', type=float, default=0.0,
+                   help='with --no-keep-empty: drop slices whose body '
+                   'fraction (HU > -500) is <= this (0: all-air slices '
+                   'only)')
+
+
+def converter_kwargs(args: argparse.Namespace) -> dict:
+    """The converter keyword arguments of :func:`add_converter_args`."""
+    return dict(nproc=args.nproc, threads=args.threads,
+                img_format=args.img_format, on_error=args.on_error,
+                keep_empty=args.keep_empty,
+                min_body_fraction=args.min_body_fraction)
 
 
 def add_device_arg(p: argparse.ArgumentParser) -> None:

@@ -32,38 +32,38 @@ def _medssl_default_scope():
         yield
 
 
+def _phantoms(factory, dataset, **kwargs):
+    from medssl.datasets.phantoms import write_phantom_dataset
+    root = str(factory.mktemp(f'phantom_{dataset}'))
+    write_phantom_dataset(root, dataset, shape=(64, 64, 12), **kwargs)
+    return root
+
+
+def _converted(factory, raw, dataset):
+    from medssl.datasets import converters
+    out = str(factory.mktemp(f'{dataset}_slices'))
+    getattr(converters, f'convert_{dataset}')(raw, out, progress=False)
+    assert osp.isfile(osp.join(out, 'summary.json'))
+    return out
+
+
 @pytest.fixture(scope='session')
 def phantom_btcv_root(tmp_path_factory):
-    from medssl.datasets.phantoms import write_phantom_dataset
-    root = str(tmp_path_factory.mktemp('phantom_btcv'))
-    write_phantom_dataset(root, 'btcv', num_cases=len(BTCV_PHANTOM_IDS),
-                          seed=0, shape=(64, 64, 12),
-                          case_ids=BTCV_PHANTOM_IDS)
-    return root
+    return _phantoms(tmp_path_factory, 'btcv', seed=0,
+                     num_cases=len(BTCV_PHANTOM_IDS),
+                     case_ids=BTCV_PHANTOM_IDS)
 
 
 @pytest.fixture(scope='session')
 def phantom_abdomen1k_root(tmp_path_factory):
-    from medssl.datasets.phantoms import write_phantom_dataset
-    root = str(tmp_path_factory.mktemp('phantom_abdomen1k'))
-    write_phantom_dataset(root, 'abdomen1k', num_cases=4, seed=1,
-                          shape=(64, 64, 12))
-    return root
+    return _phantoms(tmp_path_factory, 'abdomen1k', seed=1, num_cases=4)
 
 
 @pytest.fixture(scope='session')
 def btcv_slices_root(phantom_btcv_root, tmp_path_factory):
-    from medssl.datasets.converters import convert_btcv
-    out = str(tmp_path_factory.mktemp('btcv_slices'))
-    convert_btcv(phantom_btcv_root, out, progress=False)
-    assert osp.isfile(osp.join(out, 'summary.json'))
-    return out
+    return _converted(tmp_path_factory, phantom_btcv_root, 'btcv')
 
 
 @pytest.fixture(scope='session')
 def abdomen1k_slices_root(phantom_abdomen1k_root, tmp_path_factory):
-    from medssl.datasets.converters import convert_abdomen1k
-    out = str(tmp_path_factory.mktemp('abdomen1k_slices'))
-    convert_abdomen1k(phantom_abdomen1k_root, out, progress=False)
-    assert osp.isfile(osp.join(out, 'summary.json'))
-    return out
+    return _converted(tmp_path_factory, phantom_abdomen1k_root, 'abdomen1k')

@@ -159,10 +159,8 @@ def plot_mean_spectra(spectra: Dict[str, List[Sequence[float]]], path: str,
     """Mean over seeds of each variant's log10 covariance spectrum,
     normalised to sum 1 (the distribution whose entropy is log effective
     rank), up to the last non-zero value."""
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(6, 4))
+    from .figures import finish_axes, save_figure, subplots
+    fig, ax = subplots(figsize=(6, 4))
     for name, specs in spectra.items():
         n = min(len(s) for s in specs)
         arr = np.array([s[:n] for s in specs], dtype=np.float64)
@@ -175,10 +173,6 @@ def plot_mean_spectra(spectra: Dict[str, List[Sequence[float]]], path: str,
         ax.fill_between(x, mean - sd, mean + sd, alpha=0.2)
     ax.set_title(f'{title}: normalised covariance spectrum')
     ax.set_xscale('log')  # the head decides the effective rank
-    ax.set_xlabel('singular value rank index')
-    ax.set_ylabel('log10 (singular value / sum), mean ± sd')
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    finish_axes(ax, 'singular value rank index',
+                'log10 (singular value / sum), mean ± sd')
+    save_figure(fig, path)

@@ -278,17 +278,14 @@ def analyze_checkpoints(cfg,
 def plot_spectra(report: Dict, path: str, floor: float = 1e-12) -> None:
     """One subplot per embedding type; log10 of each checkpoint's
     covariance singular values (descending) vs rank index."""
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
+    from .figures import finish_axes, save_figure, subplots
     etypes = [
         t for t in EMBEDDING_TYPES
         if any(t in r['embeddings'] for r in report.values())
     ]
-    fig, axes = plt.subplots(1,
-                             max(len(etypes), 1),
-                             figsize=(4.5 * max(len(etypes), 1), 3.8),
-                             squeeze=False)
+    fig, axes = subplots(1, max(len(etypes), 1),
+                         figsize=(4.5 * max(len(etypes), 1), 3.8),
+                         squeeze=False)
     for ax, etype in zip(axes[0], etypes):
         dim = '?'
         for name, r in report.items():
@@ -302,14 +299,8 @@ def plot_spectra(report: Dict, path: str, floor: float = 1e-12) -> None:
                     label=f"{name} (erank {m['effective_rank']:.1f}, "
                     f"RankMe {m['rankme']:.1f})")
         ax.set_title(f'{etype} ({dim}-d)')
-        ax.set_xlabel('singular value rank index')
-        ax.set_ylabel('log10 singular value')
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+        finish_axes(ax, 'singular value rank index', 'log10 singular value')
+    save_figure(fig, path)
 
 
 def save_report(report: Dict,

@@ -4,7 +4,10 @@ Every variant is MoCo v2 plus three switches: the local patch loss, the
 decorrelation neck in the forward path (its ``EigenDecorrelationNeck``
 options) and the effective-rank loss on the backbone. The method ablation
 (:mod:`medssl.analysis.ablation`), the step benchmark
-(``benchmarks/pretrain_step.py``) and the model tests read this table.
+(``benchmarks/pretrain_step.py``) and the model tests read this table;
+:func:`model_config` turns a row into a model config in code (the two
+latter), :func:`phantom_config` / :func:`config_patch` into a config file
+and its overrides (the ablation).
 
 ``decor-fixed`` and ``decor-shuffled`` use the same group size (the shipped
 32 groups), so the two differ in the shuffling alone.
@@ -14,7 +17,7 @@ from collections import OrderedDict
 from typing import Dict, Optional, Tuple
 
 __all__ = ['NUM_GROUPS', 'SWITCHES', 'BENCHMARK_ONLY', 'DIAGNOSIS', 'VIEWS',
-           'VARIANTS', 'phantom_config', 'config_patch']
+           'VARIANTS', 'phantom_config', 'config_patch', 'model_config']
 
 NUM_GROUPS = 32  # the shipped configs' groups (C / 32 channels each)
 _FIXED = dict(shuffle_groups=False, num_groups=NUM_GROUPS)
@@ -49,6 +52,59 @@ SWITCHES = OrderedDict([
 # Measured by the benchmark only: full-width whitening needs many more
 # samples than channels, far more than the phantom ablation's batches hold.
 BENCHMARK_ONLY = ('decor-full', )
+
+
+def model_config(name: str, depth: int = 18, *, queue_len: int = 65536,
+                 feat_dim: int = 128, hid_channels: Optional[int] = None,
+                 local_hid_channels: int = 512, momentum: float = 0.999,
+                 num_groups: Optional[int] = None, method: str = 'eigh',
+                 grid_size: int = 4, algorithm: Optional[str] = None) -> dict:
+    """The R``depth`` model config of variant ``name``.
+
+    MoCo v2 (mmselfsup's MoCoV2Neck, ContrastiveHead at T = 0.2) with the
+    variant's switches; ``hid_channels`` defaults to the backbone width,
+    ``num_groups`` (None: the table's) replaces the group count of grouped
+    whitening. ``algorithm`` None: ``'MoCo'`` for ``mocov2``, else
+    ``'MedMoCo'``; a MedMoCo ``mocov2`` has every switch off.
+    """
+    sw = SWITCHES[name]
+    c3, c4 = (256, 512) if depth in (18, 34) else (1024, 2048)
+    algorithm = algorithm or ('MoCo' if name == 'mocov2' else 'MedMoCo')
+    cfg = dict(
+        type=algorithm, queue_len=queue_len, feat_dim=feat_dim,
+        momentum=momentum,
+        data_preprocessor=dict(type='SelfSupDataPreprocessor', mean=[0.5],
+                               std=[0.25], bgr_to_rgb=False),
+        backbone=dict(type='ResNet', depth=depth, in_channels=1,
+                      out_indices=[3, 4] if sw['local'] else [4],
+                      norm_cfg=dict(type='BN')),
+        neck=dict(type='MoCoV2Neck', in_channels=c4,
+                  hid_channels=hid_channels or c4, out_channels=feat_dim,
+                  with_avg_pool=True),
+        head=dict(type='ContrastiveHead',
+                  loss=dict(type='mmcls.CrossEntropyLoss'), temperature=0.2))
+    if algorithm == 'MoCo':
+        return cfg
+    decor = sw['decorrelation']
+    if decor is not None:
+        decor = dict(decor, type='EigenDecorrelationNeck', in_channels=c4,
+                     method=method)
+        if num_groups and decor['num_groups'] > 1:
+            decor['num_groups'] = num_groups
+    local = sw['local']
+    cfg.update(
+        local_neck=dict(type='MoCoV2Neck', in_channels=c3,
+                        hid_channels=local_hid_channels,
+                        out_channels=feat_dim, with_avg_pool=False)
+        if local else None,
+        local_head=dict(type='LocalPatchContrastiveHead',
+                        grid_size=grid_size, temperature=0.2)
+        if local else None,
+        decorrelation=decor,
+        decorrelation_loss=copy.deepcopy(sw['decorrelation_loss']),
+        local_in_index=0,
+        local_weight=0.5)
+    return cfg
 
 
 def phantom_config(name: str) -> str:

@@ -79,11 +79,9 @@ class CTSegDataset(BaseSegDataset):
         self.num_cases = num_cases
         self.selected_cases: List[str] = []
         super().__init__(
-            ann_file=ann_file,
-            img_suffix=img_suffix,
+            ann_file=ann_file, img_suffix=img_suffix,
             seg_map_suffix=seg_map_suffix,
-            reduce_zero_label=reduce_zero_label,
-            data_prefix=data_prefix,
+            reduce_zero_label=reduce_zero_label, data_prefix=data_prefix,
             **kwargs)
 
     def load_data_list(self) -> List[dict]:

@@ -105,19 +105,25 @@ def test_variation_and_scaling():
     assert (a1k['hu'][:, :, -1] < -500).all()  # most superior slice is air
 
 
-def test_write_layouts_and_readback(tmp_path):
-    root = str(tmp_path / 'btcv')
-    paths = write_phantom_dataset(root, 'btcv', num_cases=3, seed=0)
-    assert [osp.relpath(p, root) for p in paths] == [
-        'RawData/Training/img/img0001.nii.gz',
-        'RawData/Training/label/label0001.nii.gz',
-        'RawData/Training/img/img0002.nii.gz',
-        'RawData/Training/label/label0002.nii.gz',
-        'RawData/Training/img/img0003.nii.gz',
-        'RawData/Training/label/label0003.nii.gz'
-    ]
+@pytest.mark.parametrize('dataset,files', [
+    ('btcv', ['RawData/Training/img/img0001.nii.gz',
+              'RawData/Training/label/label0001.nii.gz',
+              'RawData/Training/img/img0002.nii.gz',
+              'RawData/Training/label/label0002.nii.gz',
+              'RawData/Training/img/img0003.nii.gz',
+              'RawData/Training/label/label0003.nii.gz']),
+    ('abdomen1k', ['AbdomenCT-1K-ImagePart1/Case_00001_0000.nii.gz',
+                   'Mask/Case_00001.nii.gz',
+                   'AbdomenCT-1K-ImagePart1/Case_00002_0000.nii.gz',
+                   'Mask/Case_00002.nii.gz',
+                   'AbdomenCT-1K-ImagePart2/Case_00003_0000.nii.gz',
+                   'Mask/Case_00003.nii.gz']),
+])
+def test_write_layouts_and_readback(tmp_path, dataset, files):
+    paths = write_phantom_dataset(str(tmp_path), dataset, num_cases=3, seed=0)
+    assert [osp.relpath(p, tmp_path) for p in paths] == files
     for i in range(3):
-        case = make_phantom_case(0, 'btcv', index=i)
+        case = make_phantom_case(0, dataset, index=i)
         img = nib.load(paths[2 * i])
         assert img.get_data_dtype() == np.int16
         assert np.array_equal(img.dataobj.get_unscaled(), case['data'])
@@ -125,16 +131,8 @@ def test_write_layouts_and_readback(tmp_path):
         assert np.array_equal(canon.get_fdata(), case['hu'])
         assert np.allclose(canon.affine, case['canonical_affine'])
         assert nib.aff2axcodes(img.affine) == case['axcodes']
-    root = str(tmp_path / 'a1k')
-    paths = write_phantom_dataset(root, 'abdomen1k', num_cases=3, seed=0)
-    assert [osp.relpath(p, root) for p in paths] == [
-        'AbdomenCT-1K-ImagePart1/Case_00001_0000.nii.gz',
-        'Mask/Case_00001.nii.gz',
-        'AbdomenCT-1K-ImagePart1/Case_00002_0000.nii.gz',
-        'Mask/Case_00002.nii.gz',
-        'AbdomenCT-1K-ImagePart2/Case_00003_0000.nii.gz',
-        'Mask/Case_00003.nii.gz'
-    ]
+        label = nib.as_closest_canonical(nib.load(paths[2 * i + 1]))
+        assert np.array_equal(np.asarray(label.dataobj), case['label'])
 
 
 def test_broken_files(tmp_path):

@@ -72,6 +72,15 @@ def resume(work_dir, path, model=None, max_iters=3):
     return runner
 
 
+def refusal(work_dir, tmp_path, trained, edit):
+    """``(path, message)``: the CheckpointError of resuming from ``trained``'s
+    checkpoint with ``edit`` applied."""
+    path = forged(tmp_path, trained, edit)
+    with pytest.raises(CheckpointError) as err:
+        resume(work_dir, path)
+    return path, str(err.value)
+
+
 def test_resume_continues_and_never_executes_meta_config(tmp_path, trained):
     marker = tmp_path / 'PWNED'
 
@@ -112,10 +121,9 @@ def test_runtime_paths_must_lie_inside_the_work_dir(tmp_path, trained):
         'best_ckpt_mDice': str(work / '..' / 'victim'),
     }
     for key, value in cases.items():
-        path = forged(tmp_path, trained, _set_info(key, value))
-        with pytest.raises(CheckpointError) as err:
-            resume(work, path)
-        assert str(err.value) == (
+        path, message = refusal(work, tmp_path, trained,
+                                _set_info(key, value))
+        assert message == (
             f'{path}: runtime_info {key} = {value!r} lies outside the work '
             f'dir {work}; refusing a checkpoint whose paths point elsewhere '
             '(the checkpoint hook deletes them)')
@@ -158,10 +166,8 @@ def test_counters_must_be_sane(tmp_path, trained, key, value, problem):
     def edit(ckpt):
         ckpt['meta'][key] = value
 
-    path = forged(tmp_path, trained, edit)
-    with pytest.raises(CheckpointError) as err:
-        resume(tmp_path / 'work', path)
-    assert str(err.value).startswith(f'{path}: {problem}')
+    path, message = refusal(tmp_path / 'work', tmp_path, trained, edit)
+    assert message.startswith(f'{path}: {problem}')
 
 
 def test_resume_is_strict_about_model_keys(tmp_path, trained):
@@ -178,11 +184,9 @@ def test_resume_is_strict_about_model_keys(tmp_path, trained):
         ckpt['state_dict']['linear.weight'] = torch.zeros(1, 4)
         ckpt['state_dict']['extra.bias'] = torch.zeros(1)
 
-    path = forged(tmp_path, trained, reshape)
-    with pytest.raises(CheckpointError) as err:
-        resume(tmp_path / 'w2', path)
+    _, message = refusal(tmp_path / 'w2', tmp_path, trained, reshape)
     assert '1 unexpected keys: extra.bias (1) | 1 shape mismatches: ' \
-        'linear.weight: checkpoint (1, 4) vs model (1, 3)' in str(err.value)
+        'linear.weight: checkpoint (1, 4) vs model (1, 3)' in message
 
 
 def test_resume_of_another_optimizer_setup_names_the_file(tmp_path, trained):
@@ -191,21 +195,17 @@ def test_resume_of_another_optimizer_setup_names_the_file(tmp_path, trained):
         groups = ckpt['optimizer']['param_groups']
         groups.append(dict(groups[0], params=[2]))
 
-    path = forged(tmp_path, trained, two_groups)
-    with pytest.raises(CheckpointError) as err:
-        resume(tmp_path / 'w1', path)
-    assert str(err.value).startswith(
+    path, message = refusal(tmp_path / 'w1', tmp_path, trained, two_groups)
+    assert message.startswith(
         f'{path}: optimizer has 2 param groups with [2, 1] parameters, this '
         'config builds 1 with [2] (a checkpoint of a different model')
 
     def momentum_shape(ckpt):
         ckpt['optimizer']['state'][0]['momentum_buffer'] = torch.zeros(5)
 
-    path = forged(tmp_path, trained, momentum_shape)
-    with pytest.raises(CheckpointError, match=r'optimizer state '
-                       r'momentum_buffer of parameter 0 has shape \(5,\), '
-                       r'the parameter \(1, 3\)'):
-        resume(tmp_path / 'w2', path)
+    _, message = refusal(tmp_path / 'w2', tmp_path, trained, momentum_shape)
+    assert 'optimizer state momentum_buffer of parameter 0 has shape (5,), ' \
+        'the parameter (1, 3)' in message
 
 
 def test_nonfinite_weights_refused_unless_allowed(tmp_path, trained,
@@ -214,10 +214,8 @@ def test_nonfinite_weights_refused_unless_allowed(tmp_path, trained,
     def nan(ckpt):
         ckpt['state_dict']['linear.bias'][0] = float('nan')
 
-    path = forged(tmp_path, trained, nan)
-    with pytest.raises(CheckpointError) as err:
-        resume(tmp_path / 'w1', path)
-    assert str(err.value).startswith(
+    path, message = refusal(tmp_path / 'w1', tmp_path, trained, nan)
+    assert message.startswith(
         f'{path}: non-finite weights (NaN/inf) in state_dict.linear.bias '
         '(1/1 non-finite); refusing')
     # load_from (no resume) is refused too

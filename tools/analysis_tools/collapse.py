@@ -23,7 +23,7 @@ from collections import OrderedDict
 
 from mmengine.config import DictAction
 
-from medssl.cli import HelpFormatter
+from medssl.cli import HelpFormatter, add_device_arg, resolve_device
 
 
 def parse_args(argv=None):
@@ -32,41 +32,26 @@ def parse_args(argv=None):
         'SSL checkpoints', formatter_class=HelpFormatter,
         epilog='example:\n' + __doc__.split('Example::')[1].strip('\n'))
     p.add_argument('config', help='pretraining config the checkpoints used')
-    p.add_argument('checkpoints',
-                   nargs='+',
+    p.add_argument('checkpoints', nargs='+',
                    help='checkpoint paths (or "random")')
-    p.add_argument('--labels',
-                   nargs='+',
-                   default=None,
+    p.add_argument('--labels', nargs='+',
                    help='names of the checkpoints (None: file names)')
-    p.add_argument('--data-root',
-                   default=None,
-                   help='override the dataset data_root')
-    p.add_argument('--num-samples',
-                   type=int,
-                   default=512,
+    p.add_argument('--data-root', help='override the dataset data_root')
+    p.add_argument('--num-samples', type=int, default=512,
                    help='evenly spaced slices to embed (0 = all)')
     p.add_argument('--batch-size', type=int, default=32,
                    help='slices per forward pass')
-    p.add_argument('--img-size',
-                   type=int,
-                   default=None,
-                   help='resize size of the evaluation pipeline (None: '
-                   "the config's crop_size)")
-    p.add_argument('--alignment',
-                   action='store_true',
-                   help='also embed two augmented views of the training '
-                   'pipeline and report the alignment')
-    p.add_argument('--device',
-                   default=None,
-                   help='cpu / cuda (None: cuda if available)')
+    p.add_argument('--img-size', type=int, help='resize size of the '
+                   "evaluation pipeline (None: the config's crop_size)")
+    p.add_argument('--alignment', action='store_true', help='also embed two '
+                   'augmented views of the training pipeline and report the '
+                   'alignment')
+    add_device_arg(p)
     p.add_argument('--out-dir', default='work_dirs/collapse',
                    help='where collapse.json and collapse.png go')
-    p.add_argument('--seed',
-                   type=int,
-                   default=0,
-                   help='seeds the random-init baseline ("random") and the '
-                   'augmented views: same seed, same numbers')
+    p.add_argument('--seed', type=int, default=0, help='seeds the random-init '
+                   'baseline ("random") and the augmented views: same seed, '
+                   'same numbers')
     p.add_argument('--cfg-options', nargs='+', action=DictAction,
                    help='override config keys, key=value')
     args = p.parse_args(argv)
@@ -96,7 +81,7 @@ def main(argv=None):
                                  batch_size=args.batch_size,
                                  img_size=args.img_size,
                                  with_alignment=args.alignment,
-                                 device=args.device,
+                                 device=resolve_device(args.device),
                                  seed=args.seed)
     json_path, png_path = save_report(report, args.out_dir)
     print(f'{"checkpoint":<24}{"embedding":<14}{"dim":>6}{"erank":>9}'

@@ -51,63 +51,42 @@ def parse_args(argv=None):
         epilog='examples:\n' + __doc__.split('Examples::')[1].split(
             '\nThe x-axis')[0].strip('\n'))
     p.add_argument('config', nargs='?', help='downstream (mmseg) config')
-    p.add_argument('--checkpoints',
-                   nargs='*',
-                   default=[],
-                   help='pretrained SSL checkpoints as name=path; random '
-                   'init is always added as "random"')
-    p.add_argument('--fractions',
-                   nargs='+',
-                   type=float,
-                   default=[0.01, 0.1, 0.25, 1.0],
-                   help='label fractions of the training volumes (each '
-                   'becomes a whole number of volumes, at least one)')
+    p.add_argument('--checkpoints', nargs='*', default=[], help='pretrained '
+                   'SSL checkpoints as name=path; random init is always '
+                   'added as "random"')
+    p.add_argument('--fractions', nargs='+', type=float,
+                   default=[0.01, 0.1, 0.25, 1.0], help='label fractions of '
+                   'the training volumes (each becomes a whole number of '
+                   'volumes, at least one)')
     p.add_argument('--seeds', nargs='+', type=int, default=[0, 1, 2],
                    help='seeds: one run per method x fraction x seed')
     p.add_argument('--work-dir', default='work_dirs/data_efficiency',
                    help='one folder per run under it')
     p.add_argument('--out-dir',
-                   default=None,
                    help='where CSV/PNG/summary go (default: work dir)')
-    p.add_argument('--ckpt-prefix',
-                   default='backbone.',
-                   help='key prefix of the backbone weights inside the '
-                   'checkpoints (Pretrained init_cfg prefix); "" for '
-                   'converted backbone-only checkpoints')
-    p.add_argument('--init-type',
-                   default='VerifiedPretrained',
+    p.add_argument('--ckpt-prefix', default='backbone.', help='key prefix '
+                   'of the backbone weights inside the checkpoints '
+                   '(Pretrained init_cfg prefix); "" for converted '
+                   'backbone-only checkpoints')
+    p.add_argument('--init-type', default='VerifiedPretrained',
                    help='init_cfg type that loads the checkpoint into the '
                    'backbone (VerifiedPretrained or Pretrained)')
-    p.add_argument('--reference',
-                   default=None,
-                   help='method whose score at the largest fraction is '
-                   'score_full_supervised in the AEI of every method; '
-                   '"own": each method its own (default: random init, '
-                   'i.e. scratch, or own without random-init runs)')
-    p.add_argument('--no-random',
-                   action='store_true',
+    p.add_argument('--reference', help='method whose score at the largest '
+                   'fraction is score_full_supervised in the AEI of every '
+                   'method; "own": each method its own (default: random '
+                   'init, i.e. scratch, or own without random-init runs)')
+    p.add_argument('--no-random', action='store_true',
                    help='do not add the random-init baseline')
-    p.add_argument('--print-commands',
-                   action='store_true',
-                   help='print dist_train.sh/dist_test.sh commands instead '
-                   'of running')
-    p.add_argument('--gpus',
-                   type=int,
-                   default=1,
-                   help='GPUs per run: > 1 runs (and prints) '
-                   'tools/dist_train.sh / dist_test.sh')
-    p.add_argument('--train-volumes',
-                   type=int,
-                   default=None,
-                   help='number of training volumes N (default: counted in '
-                   "the config's training split)")
-    p.add_argument('--collect',
-                   metavar='WORK_DIR',
-                   default=None,
+    p.add_argument('--print-commands', action='store_true', help='print '
+                   'dist_train.sh/dist_test.sh commands instead of running')
+    p.add_argument('--gpus', type=int, default=1, help='GPUs per run: > 1 '
+                   'runs (and prints) tools/dist_train.sh / dist_test.sh')
+    p.add_argument('--train-volumes', type=int, help='number of training '
+                   "volumes N (default: counted in the config's training "
+                   'split)')
+    p.add_argument('--collect', metavar='WORK_DIR',
                    help='only gather results of finished runs in WORK_DIR')
-    p.add_argument('--cfg-options',
-                   nargs='*',
-                   default=[],
+    p.add_argument('--cfg-options', nargs='*', default=[],
                    help='extra key=value overrides for every run')
     args = p.parse_args(argv)
     if args.collect is None and args.config is None:

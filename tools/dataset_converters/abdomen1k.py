@@ -8,8 +8,7 @@ Example::
 import argparse
 import sys
 
-from medssl.cli import (HelpFormatter, add_empty_slice_args, add_worker_args,
-                        worker_kwargs)
+from medssl.cli import HelpFormatter, add_converter_args, converter_kwargs
 
 
 def parse_args(argv=None):
@@ -25,12 +24,7 @@ def parse_args(argv=None):
                    help='mask glob relative to root')
     p.add_argument('--no-masks', action='store_true',
                    help='ignore masks (images only)')
-    add_worker_args(p)
-    add_empty_slice_args(p, keep_by_default=False)
-    p.add_argument('--min-body-fraction', type=float, default=0.0,
-                   help='with --no-keep-empty: drop slices whose body '
-                   'fraction (HU > -500) is <= this (0: all-air slices '
-                   'only)')
+    add_converter_args(p, keep_empty=False)
     p.add_argument('--val-every', type=int, default=5,
                    help='segmentation split of the cases with masks (sorted '
                    'ids): every N-th case -> splits/test.txt, every N-th of '
@@ -46,9 +40,7 @@ def main(argv=None):
     return run_converter(
         convert_abdomen1k, args.root, args.out, img_glob=args.img_glob,
         mask_glob=args.mask_glob, with_masks=not args.no_masks,
-        keep_empty=args.keep_empty,
-        min_body_fraction=args.min_body_fraction, val_every=args.val_every,
-        **worker_kwargs(args))
+        val_every=args.val_every, **converter_kwargs(args))
 
 
 if __name__ == '__main__':

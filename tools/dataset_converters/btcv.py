@@ -7,8 +7,7 @@ Example::
 import argparse
 import sys
 
-from medssl.cli import (HelpFormatter, add_empty_slice_args, add_worker_args,
-                        worker_kwargs)
+from medssl.cli import HelpFormatter, add_converter_args, converter_kwargs
 
 
 def parse_args(argv=None):
@@ -27,12 +26,8 @@ def parse_args(argv=None):
     p.add_argument('--label-glob',
                    default='RawData/Training/label/label*.nii*',
                    help='label glob relative to root')
-    add_worker_args(p)
     # every slice is kept by default, so volumes can be rebuilt for 3D Dice
-    add_empty_slice_args(p, keep_by_default=True)
-    p.add_argument('--min-body-fraction', type=float, default=0.0,
-                   help='with --no-keep-empty: drop slices whose body '
-                   'fraction (HU > -500) is <= this')
+    add_converter_args(p, keep_empty=True)
     return p.parse_args(argv)
 
 
@@ -43,8 +38,7 @@ def main(argv=None):
     return run_converter(
         convert_btcv, args.root, args.out, split_file=args.split_file,
         img_glob=args.img_glob, label_glob=args.label_glob,
-        keep_empty=args.keep_empty,
-        min_body_fraction=args.min_body_fraction, **worker_kwargs(args))
+        **converter_kwargs(args))
 
 
 if __name__ == '__main__':

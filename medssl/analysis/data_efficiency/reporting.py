@@ -101,10 +101,8 @@ def plot_curves(summary: Dict, path: str, log_x: bool = True,
                 ylabel: str = 'mDice') -> None:
     """Score vs true label fraction: mean with the 95 % CI band (sd band
     where the CI is undefined), one line per method."""
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(6, 4))
+    from ..figures import finish_axes, save_figure, subplots
+    fig, ax = subplots(figsize=(6, 4))
     for method, s in summary.items():
         x, m = np.asarray(s['fractions']), np.asarray(s['mean'])
         lo = np.asarray(s['ci_low'], dtype=float)
@@ -114,11 +112,6 @@ def plot_curves(summary: Dict, path: str, log_x: bool = True,
             ax.fill_between(x, lo, hi, alpha=0.2)
     if log_x and all(f > 0 for s in summary.values() for f in s['fractions']):
         ax.set_xscale('log')
-    ax.set_xlabel('labelled training volumes used / all training volumes')
-    ax.set_ylabel(ylabel)
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    finish_axes(ax, 'labelled training volumes used / all training volumes',
+                ylabel, legend_size=8)
+    save_figure(fig, path)

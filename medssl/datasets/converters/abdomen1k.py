@@ -11,12 +11,10 @@ must not see.
 import json
 import os.path as osp
 import re
-from typing import Dict, List, Optional
+from typing import Dict, List
 
-from .common import (CaseSpec, ConversionError, ConvertOptions, auto_threads,
-                     convert_cases, nifti_stem, write_split_files,
-                     write_summary)
-from .options import glob_nifti
+from .options import CaseSpec, ConversionError, glob_nifti, nifti_stem
+from .run import run_conversion, write_split_files, write_summary
 
 __all__ = ['ABDOMEN1K_LABEL_IDS', 'find_abdomen1k_cases', 'convert_abdomen1k']
 
@@ -50,37 +48,26 @@ def convert_abdomen1k(root: str,
                       img_glob: str = DEFAULT_IMG_GLOB,
                       mask_glob: str = DEFAULT_MASK_GLOB,
                       with_masks: bool = True,
-                      nproc: int = 1,
-                      on_error: str = 'fail',
                       keep_empty: bool = False,
-                      min_body_fraction: float = 0.0,
-                      progress: bool = True,
-                      threads: Optional[int] = None,
-                      img_format: str = 'npy',
                       val_every: int = 5,
-                      after_slice=None) -> dict:
+                      **run) -> dict:
     """Convert AbdomenCT-1K; returns the summary (also ``summary.json``).
 
     Masks are optional (converted to ``ann_dir`` where present, validated
     against ids 0..4). Slices with body fraction <= ``min_body_fraction``
     are dropped unless ``keep_empty``.
-    ``img_format``: image slices as uint16 ``.npy`` (``'npy'``, default) or
-    16-bit PNG (``'png'``); label slices are uint8 PNG either way.
+    ``run``: the options of every converter
+    (:func:`~medssl.datasets.converters.run.run_conversion`: ``nproc``,
+    ``threads``, ``img_format``, ``on_error``, ...).
     ``val_every``: the cases with masks are also split by volume for
     segmentation (:func:`segmentation_split`): ``splits/test.txt`` (held
     out), ``splits/val.txt`` (model selection) and ``splits/train.txt``;
     ``splits/pretrain.txt`` leaves the val and test cases out.
     """
     specs = find_abdomen1k_cases(root, img_glob, mask_glob, with_masks)
-    opts = ConvertOptions(
-        label_ids=ABDOMEN1K_LABEL_IDS,
-        require_label=False,
-        keep_empty=keep_empty,
-        min_body_fraction=min_body_fraction,
-        threads=auto_threads(threads, nproc),
-        img_format=img_format)
-    converted, skipped = convert_cases(specs, out_dir, opts, nproc, on_error,
-                                       progress, after_slice)
+    converted, skipped, opts = run_conversion(
+        specs, out_dir, ABDOMEN1K_LABEL_IDS, False, keep_empty=keep_empty,
+        **run)
     if not converted:
         raise ConversionError(f'no case of {root} could be converted: '
                               f'{skipped}')
@@ -94,7 +81,7 @@ def convert_abdomen1k(root: str,
     for split, split_cases in seg.items():
         splits[split] = write_split_files(out_dir, split, split_cases)
     return write_summary(out_dir, 'abdomen1k', converted, skipped, splits,
-                         img_format)
+                         opts.img_format)
 
 
 def segmentation_split(out_dir: str, cases: List[str],

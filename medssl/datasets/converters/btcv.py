@@ -11,10 +11,8 @@ import json
 import os.path as osp
 from typing import Dict, List, Optional
 
-from .common import (CaseSpec, ConversionError, ConvertOptions, auto_threads,
-                     convert_cases, nifti_stem, write_split_files,
-                     write_summary)
-from .options import glob_nifti
+from .options import CaseSpec, ConversionError, glob_nifti, nifti_stem
+from .run import run_conversion, write_split_files, write_summary
 
 __all__ = [
     'BTCV_SPLIT_FILE', 'BTCV_LABEL_IDS', 'load_split_file', 'find_btcv_cases',
@@ -75,20 +73,16 @@ def convert_btcv(root: str,
                  split_file: Optional[str] = None,
                  img_glob: str = DEFAULT_IMG_GLOB,
                  label_glob: str = DEFAULT_LABEL_GLOB,
-                 nproc: int = 1,
-                 on_error: str = 'fail',
                  keep_empty: bool = True,
-                 min_body_fraction: float = 0.0,
-                 progress: bool = True,
-                 threads: Optional[int] = None,
-                 img_format: str = 'npy',
-                 after_slice=None) -> dict:
+                 **run) -> dict:
     """Convert BTCV; returns the summary dict (also ``summary.json``).
 
     Every found case is converted (labels required); split files list only
-    the cases of each split that were converted.
-    ``img_format``: image slices as uint16 ``.npy`` (``'npy'``, default) or
-    16-bit PNG (``'png'``); label slices are uint8 PNG either way.
+    the cases of each split that were converted. Every slice is kept by
+    default (``keep_empty``), so volumes can be rebuilt for 3D Dice.
+    ``run``: the options of every converter
+    (:func:`~medssl.datasets.converters.run.run_conversion`: ``nproc``,
+    ``threads``, ``img_format``, ``on_error``, ...).
     """
     split_file = split_file or BTCV_SPLIT_FILE
     splits = load_split_file(split_file)
@@ -100,15 +94,8 @@ def convert_btcv(root: str,
                 f'split {split!r} of {split_file} has no case under {root} '
                 f'(found {sorted(found)}); pass --split-file with your own '
                 f'split')
-    opts = ConvertOptions(
-        label_ids=BTCV_LABEL_IDS,
-        require_label=True,
-        keep_empty=keep_empty,
-        min_body_fraction=min_body_fraction,
-        threads=auto_threads(threads, nproc),
-        img_format=img_format)
-    converted, skipped = convert_cases(specs, out_dir, opts, nproc, on_error,
-                                       progress, after_slice)
+    converted, skipped, opts = run_conversion(
+        specs, out_dir, BTCV_LABEL_IDS, True, keep_empty=keep_empty, **run)
     done = {r['case'] for r in converted}
     split_sizes = {}
     for split, cases in splits.items():
@@ -119,4 +106,4 @@ def convert_btcv(root: str,
                 f'({sorted(set(cases) & found)})')
         split_sizes[split] = write_split_files(out_dir, split, kept)
     return write_summary(out_dir, 'btcv', converted, skipped, split_sizes,
-                         img_format)
+                         opts.img_format)

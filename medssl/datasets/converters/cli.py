@@ -1,14 +1,14 @@
 """What the converter CLIs (tools/dataset_converters/*.py) share: their
-worker options (defined in the light :mod:`medssl.cli`, re-exported here)
-and the run/print wrapper."""
+options (defined in the light :mod:`medssl.cli`, re-exported here) and the
+run/print wrapper."""
 import json
 import sys
 from typing import Callable
 
-from medssl.cli import add_worker_args, worker_kwargs
+from medssl.cli import add_converter_args, converter_kwargs
 from .common import ConversionError
 
-__all__ = ['add_worker_args', 'worker_kwargs', 'run_converter']
+__all__ = ['add_converter_args', 'converter_kwargs', 'run_converter']
 
 
 def run_converter(convert: Callable, *args, **kwargs) -> int:

@@ -1,7 +1,8 @@
 """NIfTI volume -> slice converter machinery shared by BTCV and AbdomenCT-1K.
 
-This module commits cases and runs them in parallel; what a run is asked to
-do is in :mod:`.options`, the atomic writers in :mod:`.files`, reading and
+This module commits one case; :mod:`.run` runs many (in parallel) and writes
+the split files and the summary; what a run is asked to do is in
+:mod:`.options`, the atomic writers in :mod:`.files`, reading and
 validating a case in :mod:`.volume`, slice names and geometry in
 :mod:`.ct_io` (all re-exported here).
 
@@ -30,12 +31,10 @@ Contract (docs/DESIGN.md, "Converted data layout"):
 """
 import glob
 import json
-import multiprocessing
 import os
 import os.path as osp
-import sys
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, List, Optional
 
 from .ct_io import (IMG_FORMATS, canonical_to_slices, encode_hu,
                     parse_slice_name, slice_name)
@@ -49,9 +48,8 @@ __all__ = [
     'ConversionError', 'CaseSpec', 'ConvertOptions', 'nifti_stem',
     'write_bytes', 'atomic_write_json', 'write_png', 'read_png',
     'write_npy', 'write_label_png', 'IMG_FORMATS', 'check_img_format',
-    'load_case', 'convert_case', 'convert_cases', 'is_case_done',
-    'write_split_files', 'write_summary', 'body_fraction', 'PNG_PARAMS',
-    'BODY_HU', 'remove_stale_tmp', 'auto_threads'
+    'load_case', 'convert_case', 'is_case_done', 'body_fraction',
+    'PNG_PARAMS', 'BODY_HU', 'remove_stale_tmp', 'remove_case'
 ]
 
 
@@ -72,7 +70,7 @@ def _parse_or_none(path: str) -> Optional[str]:
         return None
 
 
-def _remove_case(out_dir: str, case: str) -> None:
+def remove_case(out_dir: str, case: str) -> None:
     meta = osp.join(out_dir, 'meta', f'{case}.json')
     if osp.exists(meta):
         os.remove(meta)
@@ -123,7 +121,7 @@ def convert_case(spec: CaseSpec, out_dir: str, opts: ConvertOptions,
     if meta is not None:
         return dict(case=spec.case, status='exists',
                     slices=len(meta['slices']))
-    _remove_case(out_dir, spec.case)
+    remove_case(out_dir, spec.case)
     try:
         hu, label, meta = load_case(spec, opts)
         # (the body fraction of a slice does not depend on its orientation)
@@ -174,137 +172,9 @@ def convert_case(spec: CaseSpec, out_dir: str, opts: ConvertOptions,
         atomic_write_json(osp.join(out_dir, 'meta', f'{spec.case}.json'),
                           meta)
     except ConversionError as e:
-        _remove_case(out_dir, spec.case)
+        remove_case(out_dir, spec.case)
         return dict(case=spec.case, status='error', error=str(e))
     except BaseException:
-        _remove_case(out_dir, spec.case)
+        remove_case(out_dir, spec.case)
         raise
     return dict(case=spec.case, status='done', slices=len(kept))
-
-
-def auto_threads(threads: Optional[int], nproc: int) -> int:
-    """Slice-writing threads per case: ``threads`` if given, else 1.
-
-    (Threads help only on idle cores: on a loaded 2-core machine 2 threads
-    were slower than 1 in benchmarks/data_pipeline.py, so 1 is the default;
-    ``nproc`` is the main knob.)"""
-    del nproc
-    return max(1, int(threads)) if threads is not None else 1
-
-
-def _convert_task(args):
-    spec, out_dir, opts = args
-    return convert_case(spec, out_dir, opts)
-
-
-def convert_cases(specs: Sequence[CaseSpec],
-                  out_dir: str,
-                  opts: ConvertOptions,
-                  nproc: int = 1,
-                  on_error: str = 'fail',
-                  progress: bool = True,
-                  after_slice: Optional[Callable] = None
-                  ) -> Tuple[List[dict], List[dict]]:
-    """Convert cases (in parallel with ``nproc > 1``).
-
-    Returns ``(converted, skipped)``: results of the committed cases (sorted
-    by case) and ``dict(case, reason)`` of the failed ones (``on_error=
-    'skip'``). With ``on_error='fail'`` the first error raises
-    :class:`ConversionError`; cases already committed stay valid, nothing
-    half-written remains.
-    """
-    if on_error not in ('fail', 'skip'):
-        raise ValueError(f'on_error must be fail or skip, got {on_error!r}')
-    names = [s.case for s in specs]
-    dup = sorted({n for n in names if names.count(n) > 1})
-    if dup:
-        raise ConversionError(f'duplicate case ids {dup}: ' + ', '.join(
-            s.image for s in specs if s.case in dup))
-    for sub in ('img_dir', 'ann_dir', 'meta', 'splits'):
-        os.makedirs(osp.join(out_dir, sub), exist_ok=True)
-    remove_stale_tmp(out_dir)
-
-    bar = None
-    if progress:
-        from mmengine.utils import ProgressBar
-        bar = ProgressBar(len(specs))
-    results = []
-
-    def handle(res):
-        if bar is not None:
-            bar.update()
-        if res['status'] == 'empty':
-            print(f'warning: {res["error"]}', file=sys.stderr)
-        elif res['status'] == 'error' and on_error == 'fail':
-            raise ConversionError(res['error'])
-        results.append(res)
-
-    if nproc <= 1 or len(specs) <= 1:
-        for spec in specs:
-            handle(convert_case(spec, out_dir, opts, after_slice))
-    else:
-        ctx = multiprocessing.get_context('fork') \
-            if 'fork' in multiprocessing.get_all_start_methods() \
-            else multiprocessing.get_context()
-        pool = ctx.Pool(min(nproc, len(specs)))
-        try:
-            for res in pool.imap_unordered(
-                    _convert_task, [(s, out_dir, opts) for s in specs]):
-                handle(res)
-            pool.close()
-        except BaseException:
-            pool.terminate()
-            pool.join()
-            # workers killed mid-case leave slices without meta: remove them
-            for spec in specs:
-                if is_case_done(out_dir, spec.case,
-                                opts.img_format) is None:
-                    _remove_case(out_dir, spec.case)
-            remove_stale_tmp(out_dir)
-            raise
-        pool.join()
-    if bar is not None:
-        print()
-    remove_stale_tmp(out_dir)
-    converted = sorted((r for r in results if 'error' not in r),
-                       key=lambda r: r['case'])
-    skipped = sorted(  # failed (on_error='skip') and empty cases
-        (dict(case=r['case'], reason=r['error'])
-         for r in results if 'error' in r),
-        key=lambda r: r['case'])
-    return converted, skipped
-
-
-def write_split_files(out_dir: str, split: str, cases: Sequence[str]) -> int:
-    """``splits/<split>.txt`` (sorted slice names) and
-    ``splits/<split>_cases.txt`` from the committed metas; returns the number
-    of slices."""
-    names = []
-    for case in sorted(cases):
-        with open(osp.join(out_dir, 'meta', f'{case}.json')) as f:
-            meta = json.load(f)
-        names += [slice_name(case, z) for z in meta['slices']]
-    names.sort()
-    d = osp.join(out_dir, 'splits')
-    os.makedirs(d, exist_ok=True)
-    write_bytes(osp.join(d, f'{split}.txt'),
-                ''.join(n + '\n' for n in names).encode())
-    write_bytes(osp.join(d, f'{split}_cases.txt'),
-                ''.join(c + '\n' for c in sorted(cases)).encode())
-    return len(names)
-
-
-def write_summary(out_dir: str, dataset: str, converted: List[dict],
-                  skipped: List[dict], splits: Dict[str, int],
-                  img_format: str = 'npy') -> dict:
-    summary = dict(
-        dataset=dataset,
-        img_format=check_img_format(img_format),
-        cases=[r['case'] for r in converted],
-        num_cases=len(converted),
-        slices=int(sum(r['slices'] for r in converted)),
-        skipped=skipped,
-        splits=splits)
-    atomic_write_json(osp.join(out_dir, 'summary.json'), summary)
-    remove_stale_tmp(out_dir)  # the (empty) private temp folders
-    return summary

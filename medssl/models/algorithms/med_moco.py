@@ -95,15 +95,9 @@ class MedMoCo(MoCo):
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[Union[List[dict], dict]] = None) -> None:
         super().__init__(
-            backbone=backbone,
-            neck=neck,
-            head=head,
-            queue_len=queue_len,
-            feat_dim=feat_dim,
-            momentum=momentum,
-            pretrained=pretrained,
-            data_preprocessor=data_preprocessor,
-            init_cfg=init_cfg)
+            backbone=backbone, neck=neck, head=head, queue_len=queue_len,
+            feat_dim=feat_dim, momentum=momentum, pretrained=pretrained,
+            data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         if local_head is not None and local_neck is None:
             raise ValueError('MedMoCo: local_head needs a local_neck '
                              '(the projector of the local cells)')

@@ -12,7 +12,7 @@ from mmengine.optim import OptimWrapper
 from mmengine.registry import DefaultScope
 from mmselfsup.structures import SelfSupDataSample
 
-from medssl.analysis.variants import SWITCHES
+from medssl.analysis.variants import SWITCHES, model_config
 from medssl.registry import MODELS as _MODELS
 from medssl.utils import register_all_modules
 
@@ -26,38 +26,12 @@ class MODELS:  # noqa: N801  builds under the medssl default scope
 
 
 def _cfg(variant='full', queue_len=16, depth=18, num_groups=16):
-    """Tiny MedMoCo config of ``variant`` (switches from the variant table;
-    16 groups: 32 channels each at R18)."""
-    sw = SWITCHES[variant]
-    c3, c4 = (256, 512) if depth == 18 else (1024, 2048)
-    decor = sw['decorrelation']
-    if decor is not None:
-        decor = dict(decor, type='EigenDecorrelationNeck', in_channels=c4)
-        if decor['num_groups'] > 1:
-            decor['num_groups'] = num_groups
-    return dict(
-        type='MedMoCo',
-        queue_len=queue_len,
-        feat_dim=16,
-        momentum=0.9,
-        data_preprocessor=dict(type='SelfSupDataPreprocessor', mean=[0.5],
-                               std=[0.25], bgr_to_rgb=False),
-        backbone=dict(type='ResNet', depth=depth, in_channels=1,
-                      out_indices=[3, 4] if sw['local'] else [4],
-                      norm_cfg=dict(type='BN')),
-        neck=dict(type='MoCoV2Neck', in_channels=c4, hid_channels=64,
-                  out_channels=16, with_avg_pool=True),
-        head=dict(type='ContrastiveHead',
-                  loss=dict(type='mmcls.CrossEntropyLoss'), temperature=0.2),
-        local_neck=dict(type='MoCoV2Neck', in_channels=c3, hid_channels=32,
-                        out_channels=16, with_avg_pool=False)
-        if sw['local'] else None,
-        local_head=dict(type='LocalPatchContrastiveHead', grid_size=2,
-                        temperature=0.2) if sw['local'] else None,
-        decorrelation=decor,
-        decorrelation_loss=sw['decorrelation_loss'],
-        local_in_index=0,
-        local_weight=0.5)
+    """Tiny MedMoCo config of ``variant`` (16 groups: 32 channels each at
+    R18)."""
+    return model_config(variant, depth, queue_len=queue_len, feat_dim=16,
+                        hid_channels=64, local_hid_channels=32, momentum=0.9,
+                        num_groups=num_groups, grid_size=2,
+                        algorithm='MedMoCo')
 
 
 def _vp(box, flip=False, size=64):
@@ -195,12 +169,8 @@ def test_key_encoder_uses_the_querys_channel_groups():
 
 
 def _moco_cfg():
-    cfg = _cfg('mocov2')
-    cfg['type'] = 'MoCo'
-    for k in ['local_neck', 'local_head', 'decorrelation', 'local_in_index',
-              'local_weight', 'decorrelation_loss']:
-        cfg.pop(k)
-    return cfg
+    return model_config('mocov2', queue_len=16, feat_dim=16, hid_channels=64,
+                        momentum=0.9)
 
 
 def _data(inputs, samples):
