@@ -3,7 +3,7 @@ import json
 
 import pytest
 import torch
-from tools_analysis_import import load_tool
+from tool_scripts import load_tool
 
 TINY_MOCO = """
 default_scope = 'medssl'

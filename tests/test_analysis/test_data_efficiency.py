@@ -233,7 +233,7 @@ def test_run_jobs_with_fake_runner_and_outputs(tmp_path):
     assert [c for c in fake2.calls if c[0] == 'test'] == []
     assert len(again) == 18
 
-    from tools_analysis_import import load_tool  # noqa: E402
+    from tool_scripts import load_tool  # noqa: E402
     tool = load_tool('data_efficiency')
     out = tmp_path / 'out'
     tool.main(['--collect', str(tmp_path / 'runs'), '--out-dir', str(out)])
@@ -264,7 +264,7 @@ def test_run_jobs_with_fake_runner_and_outputs(tmp_path):
 
 
 def test_print_commands(capsys, tmp_path):
-    from tools_analysis_import import load_tool
+    from tool_scripts import load_tool
     tool = load_tool('data_efficiency')
     cfg = tmp_path / 'cfg.py'
     cfg.write_text('model = dict(backbone=dict(type="ResNet"))\n')

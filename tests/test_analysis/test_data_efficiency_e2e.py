@@ -8,7 +8,7 @@ import os.path as osp
 
 import pytest
 import torch
-from tools_analysis_import import ROOT, load_tool
+from tool_scripts import ROOT, load_tool
 
 CONFIG = osp.join(ROOT, 'configs', 'benchmarks', 'mmsegmentation', 'btcv',
                   'fcn_r18-d8_1xb2-20it_btcv-phantom.py')

@@ -6,7 +6,7 @@ import os.path as osp
 
 import pytest
 from mmengine.config import Config, DictAction
-from tools_analysis_import import ROOT
+from tool_scripts import ROOT
 
 from medssl.analysis import data_efficiency as de
 from medssl.registry import DATASETS
@@ -160,7 +160,7 @@ def test_aei_reference_is_the_largest_fraction_not_the_best_score():
 ])
 def test_printed_test_command_tests_the_same_checkpoint(capsys, tmp_path,
                                                         save_best, expect):
-    from tools_analysis_import import load_tool
+    from tool_scripts import load_tool
     tool = load_tool('data_efficiency')
     tool.main([_runner_config(tmp_path, save_best), '--no-random',
                '--checkpoints', 'ssl=/a.pth', '--fractions', '1.0', '--seeds',

@@ -5,24 +5,16 @@ The golden is written by ``tools/misc/resolve_configs.py --update``; a config
 refactor (inheriting upstream bases, moving keys between files) must leave it
 unchanged, an intended change of a default regenerates it.
 """
-import importlib.util
 import json
 import os.path as osp
 
 import pytest
+from tool_scripts import load_script
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
-def _load_tool():
-    path = osp.join(ROOT, 'tools', 'misc', 'resolve_configs.py')
-    spec = importlib.util.spec_from_file_location('medssl_resolve_cfgs', path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-TOOL = _load_tool()
+TOOL = load_script('tools/misc/resolve_configs.py')
 with open(TOOL.GOLDEN) as _f:
     GOLDEN = json.load(_f)
 

@@ -34,12 +34,8 @@ def _train(config, work_dir, data_root, *extra):
 
 @pytest.fixture(autouse=True, scope='module')
 def _tools_on_path():
-    import importlib.util
-    spec = importlib.util.spec_from_file_location(
-        'tools_train', osp.join(REPO, 'tools', 'train.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    sys.modules['tools_train'] = module
+    from tool_scripts import load_script
+    sys.modules['tools_train'] = load_script('tools/train.py')
     yield
     sys.modules.pop('tools_train', None)
 

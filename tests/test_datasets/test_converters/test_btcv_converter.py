@@ -366,13 +366,8 @@ def test_png_and_npy_give_identical_hu(tmp_path, phantom_btcv_root,
 
 
 def _load_cli():
-    import importlib.util
-    spec = importlib.util.spec_from_file_location(
-        'btcv_cli', osp.join(osp.dirname(__file__), '..', '..', '..',
-                             'tools', 'dataset_converters', 'btcv.py'))
-    cli = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(cli)
-    return cli
+    from tool_scripts import load_script
+    return load_script('tools/dataset_converters/btcv.py')
 
 
 def test_nproc_and_cli_match_serial(tmp_path, phantom_btcv_root,

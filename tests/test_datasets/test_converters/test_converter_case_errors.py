@@ -3,7 +3,6 @@ sform, an orientation/SVD error -- is a ConversionError naming the case and
 the file, and ``--on-error skip`` skips it; non-HU voxels get a warning
 naming the file."""
 import glob
-import importlib.util
 import json
 import os.path as osp
 
@@ -18,11 +17,8 @@ ROOT = osp.join(osp.dirname(__file__), '..', '..', '..')
 
 
 def _cli():
-    path = osp.join(ROOT, 'tools/dataset_converters/abdomen1k.py')
-    spec = importlib.util.spec_from_file_location('abdomen1k_cli', path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.main
+    from tool_scripts import load_script
+    return load_script('tools/dataset_converters/abdomen1k.py').main
 
 
 SFORMS = {

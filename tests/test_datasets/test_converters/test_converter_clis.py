@@ -1,4 +1,3 @@
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -8,11 +7,8 @@ ROOT = osp.join(osp.dirname(__file__), '..', '..', '..')
 
 
 def _load(rel):
-    spec = importlib.util.spec_from_file_location(
-        rel.replace('/', '_')[:-3], osp.join(ROOT, rel))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    from tool_scripts import load_script
+    return load_script(rel)
 
 
 def test_make_phantoms_and_abdomen1k_cli(tmp_path, capsys):
