@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from medssl.evaluation import VolumeDiceMetric
-from medssl.evaluation.metrics.volume_dice import hd95_mm
+from medssl.evaluation.metrics.volume_measures import hd95_mm
 
 
 def sample(path, pred, gt):

@@ -9,8 +9,8 @@ import torch
 from scipy import ndimage
 
 from medssl.evaluation import VolumeDiceMetric
-from medssl.evaluation.metrics.volume_dice import (hd95_mm, surface_mask,
-                                                   volume_diagonal_mm)
+from medssl.evaluation.metrics.volume_measures import (hd95_mm, surface_mask,
+                                                       volume_diagonal_mm)
 
 
 def reference_hd95(a, b, spacing):

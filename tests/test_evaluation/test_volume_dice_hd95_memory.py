@@ -70,18 +70,18 @@ def test_masks_are_dropped_when_a_volume_is_complete(tmp_path):
         for s in samples:
             metric.process({}, [s])
             # never more than the one volume being filled
-            assert len(metric._pending) <= 1
+            assert len(metric.hd95_store.pending) <= 1
         held = tracemalloc.get_traced_memory()[0] - before
     finally:
         tracemalloc.stop()
     # all volumes are done before evaluate: nothing pending, and what stays
     # (per-slice counts, per-volume HD95) is far below the masks of a
     # single volume -- keeping every mask would be NUM_CASES volumes
-    assert metric._pending == {}
-    assert len(metric._hd95_done) == NUM_CASES
+    assert metric.hd95_store.pending == {}
+    assert len(metric.hd95_store.done) == NUM_CASES
     assert held < 0.5 * volume_mask_bytes, held
     # compressed, a pending volume costs less than its raw masks
-    assert 0 < metric.peak_pending_bytes <= volume_mask_bytes
+    assert 0 < metric.hd95_store.peak_pending_bytes <= volume_mask_bytes
     res = metric.evaluate(len(samples))
     assert res['num_cases'] == NUM_CASES and np.isfinite(res['mHD95'])
 
@@ -95,7 +95,7 @@ def test_early_and_late_hd95_agree(tmp_path):
         metric = _metric()
         samples = _samples(root)
         metric.process({}, samples)
-        assert len(metric._hd95_done) == (NUM_CASES if root == early else 0)
+        assert len(metric.hd95_store.done) == (NUM_CASES if root == early else 0)
         results.append(metric.evaluate(len(samples)))
     assert results[0] == results[1]
     assert results[0]['mHD95'] > 0

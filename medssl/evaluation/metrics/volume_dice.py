@@ -37,13 +37,8 @@ this metric uses a finite **penalty: the diagonal of the evaluated volume in
 mm**, ``sqrt((Y sy)^2 + (X sx)^2 + (Z sz)^2)`` (no two voxels are farther
 apart), so a missed organ raises mHD95 instead of vanishing from it.
 
-HD95 memory: a volume's HD95 is computed as soon as all its slices have
-been processed -- ``meta/<case>.json`` lists them (``slices``) -- and its
-masks are dropped; only the incomplete volumes' slices are kept, zlib-
-compressed (label masks compress ~20-50x). Without a ``slices`` list, or
-when a distributed sampler spreads a volume over several ranks, the leftover
-slices are regrouped at ``evaluate`` one volume at a time (gathered on the
-rank that owns the volume, ``gather_object``), never all at once on rank 0.
+HD95 memory: a volume's masks are held (compressed) only until its slices
+are complete (:class:`~.hd95_stream.StreamingHD95`).
 
 Averaging (one order for both headline means): ``mDice`` and ``mHD95`` = mean
 over cases of the case's mean over its non-excluded organs (per volume first,
@@ -52,110 +47,27 @@ over cases of the case's mean over its non-excluded organs (per volume first,
 not excluded. Dice in percent, HD95 in mm.
 
 A per-organ table is printed to the log and everything (per-case, per-organ)
-is written as JSON to ``out_file`` (or ``<log dir>/volume_dice.json`` when a
-Runner logger exists and ``out_file`` is None).
+is written as JSON (:class:`~.volume_scores.VolumeScores`) to ``out_file``
+(or ``<log dir>/volume_dice.json`` when a Runner logger exists and
+``out_file`` is None).
 """
-import json
 import os
 import os.path as osp
-import zlib
-from collections import OrderedDict, defaultdict
-from typing import Dict, List, Optional, Sequence, Tuple
+from collections import defaultdict
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
-from mmengine.dist import (all_gather_object, gather_object, get_rank,
-                           get_world_size)
+from mmengine.dist import get_world_size
 from mmengine.evaluator import BaseMetric
-from mmengine.logging import MMLogger, print_log
+from mmengine.logging import MMLogger
 
 from medssl.registry import METRICS
+from .hd95_stream import StreamingHD95
+from .volume_measures import dice_from_counts, slice_case_and_index
+from .volume_scores import VolumeScores
 
-__all__ = ['VolumeDiceMetric', 'slice_case_and_index', 'dice_from_counts',
-           'surface_mask', 'hd95_mm', 'volume_diagonal_mm']
-
-
-def slice_case_and_index(path: str):
-    """``.../img0001_0042.npy`` (or ``.png``) -> ``('img0001', 42)``."""
-    stem = osp.splitext(osp.basename(path))[0]
-    case, _, z = stem.rpartition('_')
-    if not case:
-        raise ValueError(f'slice name {stem!r} is not <case>_<z>')
-    return case, int(z)
-
-
-def dice_from_counts(inter: np.ndarray, pred: np.ndarray,
-                     gt: np.ndarray) -> np.ndarray:
-    """Dice per class with the empty conventions above (NaN if both empty)."""
-    inter, pred, gt = (np.asarray(a, dtype=np.float64) for a in (inter, pred,
-                                                                 gt))
-    denom = pred + gt
-    with np.errstate(invalid='ignore', divide='ignore'):
-        dice = np.where(denom > 0, 2 * inter / np.maximum(denom, 1), np.nan)
-    return dice
-
-
-def surface_mask(mask: np.ndarray) -> np.ndarray:
-    """Surface voxels as MONAI's ``get_mask_edges``: ``mask XOR
-    binary_erosion(mask)`` with scipy's default structuring element (the
-    cross: face neighbours only), outside the array = background."""
-    from scipy import ndimage
-    mask = np.asarray(mask, dtype=bool)
-    cross = ndimage.generate_binary_structure(mask.ndim, 1)
-    return mask ^ ndimage.binary_erosion(mask, structure=cross,
-                                         border_value=0)
-
-
-def hd95_mm(pred: np.ndarray, gt: np.ndarray,
-            spacing: Sequence[float]) -> float:
-    """95 % Hausdorff distance (mm) between two boolean masks, as MONAI's
-    ``compute_hausdorff_distance(percentile=95)`` with ``spacing``; NaN if
-    either mask is empty (as MONAI; the metric applies its penalty).
-
-    The masks are cropped to the bounding box of their union plus one voxel
-    (as MONAI; exact: every surface voxel lies inside the box).
-    """
-    from scipy import ndimage
-    pred, gt = np.asarray(pred, bool), np.asarray(gt, bool)
-    if pred.shape != gt.shape or len(spacing) != pred.ndim:
-        raise ValueError(f'hd95_mm: shapes {pred.shape} / {gt.shape} and '
-                         f'spacing {list(spacing)} do not match')
-    if not pred.any() or not gt.any():
-        return float('nan')
-    nz = np.nonzero(pred | gt)
-    box = tuple(
-        slice(max(int(i.min()) - 1, 0), int(i.max()) + 2) for i in nz)
-    sp, sg = surface_mask(pred[box]), surface_mask(gt[box])
-    d_pg = ndimage.distance_transform_edt(~sg, sampling=spacing)[sp]
-    d_gp = ndimage.distance_transform_edt(~sp, sampling=spacing)[sg]
-    return float(max(np.percentile(d_pg, 95), np.percentile(d_gp, 95)))
-
-
-def volume_diagonal_mm(shape: Sequence[int],
-                       spacing: Sequence[float]) -> float:
-    """Physical diagonal of a volume: the HD95 penalty of a missed or
-    false-positive organ."""
-    return float(np.sqrt(sum((n * s)**2 for n, s in zip(shape, spacing))))
-
-
-def _mean_per_case(values: np.ndarray) -> Tuple[np.ndarray, float]:
-    """(cases, organs) with NaN = excluded -> per-case means and their mean
-    (NaN where nothing is defined)."""
-    with np.errstate(invalid='ignore'):
-        case_mean = np.array([
-            np.nanmean(row) if np.isfinite(row).any() else np.nan
-            for row in values
-        ])
-    mean = float(np.nanmean(case_mean)) if np.isfinite(
-        case_mean).any() else float('nan')
-    return case_mean, mean
-
-
-def _mean_per_organ(values: np.ndarray) -> np.ndarray:
-    return np.array([
-        np.nanmean(col) if np.isfinite(col).any() else np.nan
-        for col in values.T
-    ])
+__all__ = ['VolumeDiceMetric']
 
 
 @METRICS.register_module()
@@ -204,18 +116,12 @@ class VolumeDiceMetric(BaseMetric):
         self.data_root = data_root
         self.out_file = out_file
         self.pred_dir = pred_dir
-        self._reset_hd95()
+        self._reset()
 
-    def _reset_hd95(self) -> None:
-        # case -> {z: (shape, zlib(pred), zlib(gt), img_path)}: slices of
-        # volumes not complete yet
-        self._pending: Dict[str, Dict[int, tuple]] = {}
-        # case -> HD95 per organ (mm) of the volumes already evaluated
-        self._hd95_done: Dict[str, np.ndarray] = {}
-        self._case_meta: Dict[str, dict] = {}
+    def _reset(self) -> None:
+        #: the HD95 of the volumes seen so far (made at the first slice)
+        self.hd95_store: Optional[StreamingHD95] = None
         self._pred_dir_checked = False
-        #: most mask bytes held at once (compressed): a measurable bound
-        self.peak_pending_bytes = 0
 
     # ------------------------------------------------------------- process
     def _num_classes(self) -> int:
@@ -225,6 +131,10 @@ class VolumeDiceMetric(BaseMetric):
             return len(self.dataset_meta['classes'])
         raise ValueError('VolumeDiceMetric needs num_classes or '
                          'dataset_meta["classes"]')
+
+    def _organs(self) -> List[int]:
+        return [k for k in range(self._num_classes())
+                if k != self.background_index]
 
     def process(self, data_batch, data_samples: Sequence[dict]) -> None:
         n = self._num_classes()
@@ -260,9 +170,12 @@ class VolumeDiceMetric(BaseMetric):
                 pred_np = pred.cpu().numpy()
                 pred_np = np.where(gt_np == self.ignore_index, 0, pred_np)
                 gt_np = np.where(gt_np == self.ignore_index, 0, gt_np)
-                self._add_masks(case, z, ds['img_path'],
-                                pred_np.astype(np.uint8),
-                                gt_np.astype(np.uint8))
+                if self.hd95_store is None:
+                    self.hd95_store = StreamingHD95(self._organs(),
+                                                    self.data_root)
+                self.hd95_store.add(case, z, ds['img_path'],
+                                    pred_np.astype(np.uint8),
+                                    gt_np.astype(np.uint8))
 
     def _check_pred_dir(self, ds) -> None:
         """Refuse (once) a ``pred_dir`` that is the folder of the input
@@ -277,86 +190,20 @@ class VolumeDiceMetric(BaseMetric):
              or None)])
         self._pred_dir_checked = True
 
-    # ------------------------------------------------------------- HD95
-    def _meta(self, case: str, img_path: str) -> dict:
-        """Spacing (stacked (Y, X, Z) order) and the slice indices of the
-        case from ``meta/<case>.json``, read once per case."""
-        if case not in self._case_meta:
-            root = self.data_root or osp.dirname(osp.dirname(img_path))
-            path = osp.join(root, 'meta', f'{case}.json')
-            try:
-                with open(path) as f:
-                    meta = json.load(f)
-                sx, sy, sz = meta['spacing']
-            except (OSError, ValueError, KeyError, TypeError) as e:
-                raise ValueError(f'VolumeDiceMetric(hd95=True) needs the '
-                                 f'spacing of case {case} in {path}: '
-                                 f'{type(e).__name__}: {e}') from e
-            slices = meta.get('slices')
-            self._case_meta[case] = dict(
-                spacing=[sy, sx, sz],
-                slices=None if slices is None else {int(z)
-                                                    for z in slices})
-        return self._case_meta[case]
-
-    def _add_masks(self, case: str, z: int, img_path: str,
-                   pred: np.ndarray, gt: np.ndarray) -> None:
-        """Keep one slice's masks (compressed) until its volume is complete,
-        then compute the volume's HD95 and drop them."""
-        if case in self._hd95_done:  # a padded duplicate of a done volume
-            return
-        meta = self._meta(case, img_path)
-        slices = self._pending.setdefault(case, {})
-        slices.setdefault(z, (pred.shape, zlib.compress(pred.tobytes(), 1),
-                              zlib.compress(gt.tobytes(), 1), img_path))
-        self.peak_pending_bytes = max(self.peak_pending_bytes,
-                                      self.pending_bytes())
-        if meta['slices'] is not None and meta['slices'] <= slices.keys():
-            self._hd95_done[case] = self._case_hd95(
-                case, self._pending.pop(case))
-
-    def pending_bytes(self) -> int:
-        """Bytes of masks held for volumes not evaluated yet."""
-        return sum(len(p) + len(g) for slices in self._pending.values()
-                   for _, p, g, _ in slices.values())
-
-    def _finish_hd95(self) -> None:
-        """HD95 of the volumes still pending (no ``slices`` list, or spread
-        over ranks), one volume at a time; then every rank holds every
-        volume's HD95 in ``_hd95_done``."""
-        world = get_world_size()
-        if world == 1:
-            for case in sorted(self._pending):
-                self._hd95_done[case] = self._case_hd95(
-                    case, self._pending.pop(case))
-            return
-        done = set().union(*all_gather_object(sorted(self._hd95_done)))
-        todo = sorted(set().union(*all_gather_object(sorted(
-            self._pending))) - done)
-        rank = get_rank()
-        for i, case in enumerate(todo):
-            owner = i % world  # spread the work over the ranks
-            parts = gather_object(self._pending.pop(case, {}), dst=owner)
-            if rank == owner:
-                slices = {}
-                for part in parts:
-                    for z, s in part.items():
-                        slices.setdefault(z, s)  # padded duplicates
-                self._hd95_done[case] = self._case_hd95(case, slices)
-        self._pending.clear()
-        merged = {}
-        for part in all_gather_object(self._hd95_done):
-            merged.update(part)
-        self._hd95_done = merged
-
     def evaluate(self, size: int) -> dict:
         """:meth:`BaseMetric.evaluate` after the pending volumes' HD95."""
         try:
             if self.hd95:
-                self._finish_hd95()
+                self._hd95().finish()
             return super().evaluate(size)
         finally:
-            self._reset_hd95()
+            self._reset()
+
+    def _hd95(self) -> StreamingHD95:
+        # a rank may have seen no slice (more ranks than slices)
+        if self.hd95_store is None:
+            self.hd95_store = StreamingHD95(self._organs(), self.data_root)
+        return self.hd95_store
 
     # ------------------------------------------------------------- compute
     def _class_names(self, n: int) -> List[str]:
@@ -366,124 +213,49 @@ class VolumeDiceMetric(BaseMetric):
         return [f'class{i}' for i in range(n)]
 
     def compute_metrics(self, results: list) -> Dict[str, float]:
-        n = self._num_classes()
-        names = self._class_names(n)
-        organs = [k for k in range(n) if k != self.background_index]
-        per_case = defaultdict(lambda: dict(inter=0, pred=0, gt=0, slices=[]))
+        names = self._class_names(self._num_classes())
+        organs = self._organs()
         if self.hd95 and get_world_size() == 1:
             # compute_metrics called without evaluate (in a distributed run
             # evaluate has done it on every rank: collectives)
-            self._finish_hd95()
+            self._hd95().finish()
+        per_case = defaultdict(list)
         for r in results:
-            acc = per_case[r['case']]
-            acc['inter'] = acc['inter'] + r['inter']
-            acc['pred'] = acc['pred'] + r['pred']
-            acc['gt'] = acc['gt'] + r['gt']
-            acc['slices'].append(r)
+            per_case[r['case']].append(r)
         cases = sorted(per_case)
-        dice = np.full((len(cases), len(organs)), np.nan)
-        hd = np.full((len(cases), len(organs)), np.nan)
-        # 'missed' (GT only) / 'false_positive' (prediction only) per cell
-        status = np.full((len(cases), len(organs)), '', dtype=object)
+        shape = (len(cases), len(organs))
+        scores = VolumeScores(cases, names, organs, np.full(shape, np.nan),
+                              np.full(shape, np.nan) if self.hd95 else None,
+                              np.full(shape, '', dtype=object))
         for i, c in enumerate(cases):
-            acc = per_case[c]
-            zs = [s['z'] for s in acc['slices']]
-            if len(set(zs)) != len(zs):
-                raise ValueError(f'case {c}: duplicate slice indices; are '
-                                 'results from several datasets mixed?')
-            dice[i] = dice_from_counts(acc['inter'], acc['pred'],
-                                       acc['gt'])[organs]
-            gt_in = np.asarray(acc['gt'])[organs] > 0
-            pred_in = np.asarray(acc['pred'])[organs] > 0
-            status[i][gt_in & ~pred_in] = 'missed'
-            status[i][~gt_in & pred_in] = 'false_positive'
-            if self.hd95:
-                if c not in self._hd95_done:
-                    raise ValueError(f'case {c}: no HD95 (its masks were '
-                                     'not processed on any rank)')
-                hd[i] = self._hd95_done[c]
-
-        case_mean, mdice = _mean_per_case(dice)
-        organ_mean = _mean_per_organ(dice)
-        metrics = OrderedDict()
-        metrics['mDice'] = round(100 * mdice, 2)
-        for j, k in enumerate(organs):
-            metrics[f'Dice.{names[k]}'] = round(100 * float(organ_mean[j]), 2)
-        hd_case_mean = hd_organ = None
-        if self.hd95:
-            hd_case_mean, mhd = _mean_per_case(hd)
-            hd_organ = _mean_per_organ(hd)
-            metrics['mHD95'] = round(mhd, 2)
-            for j, k in enumerate(organs):
-                metrics[f'HD95.{names[k]}'] = round(float(hd_organ[j]), 2)
-        metrics['missed_organs'] = int((status == 'missed').sum())
-        metrics['false_positive_organs'] = int(
-            (status == 'false_positive').sum())
-        metrics['num_cases'] = len(cases)
-
-        self._log_table(names, organs, organ_mean, dice, hd_organ, status,
-                        metrics)
-        self._dump(cases, names, organs, dice, case_mean, hd, hd_case_mean,
-                   status, metrics)
+            self._score_case(scores, i, per_case[c])
+        metrics = scores.metrics()
+        scores.log_table(metrics)
+        path = self._out_path()
+        if path:
+            scores.write_json(path, metrics)
         return dict(metrics)
 
-    def _case_hd95(self, case: str, slices: Dict[int, tuple]) -> np.ndarray:
-        """HD95 per organ of one volume from its ``{z: (shape, zlib(pred),
-        zlib(gt), img_path)}``: slices stacked by z, missing z zero-filled
-        (the only moment a full volume is held)."""
-        organs = [k for k in range(self._num_classes())
-                  if k != self.background_index]
-        zs = sorted(slices)
-        z0, depth = zs[0], zs[-1] - zs[0] + 1
-        h, w = slices[zs[0]][0]
-        pred = np.zeros((h, w, depth), np.uint8)
-        gt = np.zeros((h, w, depth), np.uint8)
-        for z in zs:
-            shape, p, g, path = slices[z]
-            if tuple(shape) != (h, w):
-                raise ValueError(f'case {case}: slice {path} is {shape}, '
-                                 f'other slices {(h, w)}')
-            pred[..., z - z0] = np.frombuffer(zlib.decompress(p),
-                                              np.uint8).reshape(shape)
-            gt[..., z - z0] = np.frombuffer(zlib.decompress(g),
-                                            np.uint8).reshape(shape)
-        spacing = self._meta(case, slices[z0][3])['spacing']
-        penalty = volume_diagonal_mm(gt.shape, spacing)
-        out = np.full(len(organs), np.nan)
-        for j, k in enumerate(organs):
-            p, g = pred == k, gt == k
-            p_any, g_any = p.any(), g.any()
-            if p_any and g_any:
-                out[j] = hd95_mm(p, g, spacing)
-            elif p_any or g_any:  # missed or false positive: MONAI's NaN
-                out[j] = penalty
-        return out
-
-    def _log_table(self, names, organs, organ_mean, dice, hd_organ, status,
-                   metrics):
-        from prettytable import PrettyTable
-        table = PrettyTable()
-        table.field_names = ['organ', 'Dice (%)', 'cases'] + (
-            ['HD95 (mm)'] if hd_organ is not None else []) + [
-                'missed', 'false pos.']
-        for j, k in enumerate(organs):
-            row = [names[k], f'{100 * organ_mean[j]:.2f}',
-                   int(np.isfinite(dice[:, j]).sum())]
-            if hd_organ is not None:
-                row.append(f'{hd_organ[j]:.2f}')
-            row += [int((status[:, j] == 'missed').sum()),
-                    int((status[:, j] == 'false_positive').sum())]
-            table.add_row(row)
-        summary = f'mDice (per volume): {metrics["mDice"]:.2f}'
-        if 'mHD95' in metrics:
-            summary += f'  mHD95 (per volume): {metrics["mHD95"]:.2f} mm'
-        summary += (f'  missed organ-cases: {metrics["missed_organs"]}'
-                    f'  false-positive organ-cases: '
-                    f'{metrics["false_positive_organs"]}')
-        what = 'Dice and HD95' if hd_organ is not None else 'Dice'
-        print_log(f'per-organ 3D {what} over {metrics["num_cases"]} '
-                  f'volumes:\n{table.get_string()}\n{summary}',
-                  logger='current')
+    def _score_case(self, scores: VolumeScores, i: int,
+                    slices: List[dict]) -> None:
+        """Row ``i`` of ``scores`` from the case's per-slice counts."""
+        case, organs = scores.cases[i], scores.organs
+        zs = [s['z'] for s in slices]
+        if len(set(zs)) != len(zs):
+            raise ValueError(f'case {case}: duplicate slice indices; are '
+                             'results from several datasets mixed?')
+        inter, pred, gt = (sum(s[k] for s in slices)
+                           for k in ('inter', 'pred', 'gt'))
+        scores.dice[i] = dice_from_counts(inter, pred, gt)[organs]
+        gt_in, pred_in = gt[organs] > 0, pred[organs] > 0
+        scores.status[i][gt_in & ~pred_in] = 'missed'
+        scores.status[i][~gt_in & pred_in] = 'false_positive'
+        if scores.hd is not None:
+            done = self._hd95().done
+            if case not in done:
+                raise ValueError(f'case {case}: no HD95 (its masks were '
+                                 'not processed on any rank)')
+            scores.hd[i] = done[case]
 
     def _out_path(self) -> Optional[str]:
         if self.out_file:
@@ -494,42 +266,3 @@ class VolumeDiceMetric(BaseMetric):
         if log_file:
             return osp.join(osp.dirname(log_file), 'volume_dice.json')
         return None
-
-    def _dump(self, cases, names, organs, dice, case_mean, hd, hd_case_mean,
-              status, metrics):
-        path = self._out_path()
-        if not path:
-            return
-
-        def f(x, scale=100.):
-            return None if not np.isfinite(x) else round(float(x) * scale, 4)
-
-        def per_case(i):
-            out = dict(mean=f(case_mean[i]),
-                       dice={names[k]: f(dice[i, j])
-                             for j, k in enumerate(organs)},
-                       missed=[names[k] for j, k in enumerate(organs)
-                               if status[i, j] == 'missed'],
-                       false_positive=[
-                           names[k] for j, k in enumerate(organs)
-                           if status[i, j] == 'false_positive'])
-            if self.hd95:
-                out['hd95_mean_mm'] = f(hd_case_mean[i], 1.)
-                out['hd95_mm'] = {names[k]: f(hd[i, j], 1.)
-                                  for j, k in enumerate(organs)}
-            return out
-
-        out = dict(
-            mDice=metrics['mDice'],
-            metrics=dict(metrics),
-            convention='3D Dice / HD95 per volume; organ absent in GT and '
-            'prediction -> null (excluded); missed (GT only) or false '
-            'positive (prediction only) -> Dice 0 and HD95 = volume diagonal '
-            '(mm); means over volumes of the per-volume mean over organs',
-            organs=[names[k] for k in organs],
-            per_case={c: per_case(i) for i, c in enumerate(cases)})
-        d = osp.dirname(osp.abspath(path))
-        os.makedirs(d, exist_ok=True)
-        with open(path, 'w') as fh:
-            json.dump(out, fh, indent=2)
-        print_log(f'VolumeDiceMetric: wrote {path}', logger='current')
