@@ -9,7 +9,9 @@ Example::
 INPUT is a .nii/.nii.gz file (OUTPUT: a file, or a folder to write it into)
 or a folder of them (OUTPUT: a folder, same file names). The output is a
 uint8 label volume with the input's affine, header and array orientation.
-Slicing, windowing and the way back to 3D follow medssl.apis.inference.
+Slicing, windowing and the way back to 3D follow medssl.apis.inference;
+reading, writing and the file/folder rules medssl.apis.volume_io and
+medssl.apis.segment_files.
 
 Memory: the voxels stay in their on-disk dtype (an uncompressed ``.nii`` is
 memory-mapped), ``--batch-size`` slices at a time become float32, and the
@@ -89,8 +91,8 @@ def main(argv=None) -> int:
     """Returns the exit code (0: every file written; 1: see stderr; 2: bad
     options or paths, nothing read or written)."""
     args = parse_args(argv)
-    from medssl.apis.inference import (build_slice_pipeline, init_segmentor,
-                                       plan_outputs, segment_path)
+    from medssl.apis.inference import build_slice_pipeline, init_segmentor
+    from medssl.apis.segment_files import plan_outputs, segment_path
     from medssl.utils.output_guard import OutputPathError
     try:
         check_options(args)

@@ -1,6 +1,6 @@
 """One rule for turning a module output into an (N, D) embedding.
 
-Used by the collapse report (:mod:`medssl.analysis.embeddings`) and the
+Used by the collapse report's embeddings (:mod:`medssl.analysis.embeddings`) and the
 training-time :class:`~medssl.engine.hooks.CollapseMonitorHook`, so both
 measure the same vectors: a backbone's output is a tuple of stage maps (the
 *last* one is the representation), a neck's output is a tuple whose *first*

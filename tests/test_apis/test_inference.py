@@ -1,11 +1,11 @@
-"""medssl.apis.inference geometry helpers."""
+"""medssl.apis.volume_io geometry helpers."""
 import itertools
 
 import nibabel as nib
 import numpy as np
 import pytest
 
-from medssl.apis.inference import (canonical_to_original, save_labels,
+from medssl.apis.volume_io import (canonical_to_original, save_labels,
                                    volume_to_canonical)
 from medssl.datasets.converters import ct_io
 

@@ -1,6 +1,6 @@
 """Volume inference streams (memory held relative to the volume, measured
 with tracemalloc), validates options before reading a volume, and reports
-write errors per file (medssl.apis.inference)."""
+write errors per file (medssl.apis.inference, medssl.apis.segment_files)."""
 import errno
 import os
 import sys
@@ -11,9 +11,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from medssl.apis import inference
-from medssl.apis.inference import (VolumeError, inference_volume, plan_outputs,
-                                   segment_path)
+from medssl.apis.inference import inference_volume
+from medssl.apis.segment_files import VolumeError, plan_outputs, segment_path
 from medssl.utils.output_guard import OutputPathError
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'test_tools'))
@@ -83,7 +82,7 @@ def test_bad_batch_size_is_refused_before_any_volume(tmp_path, bad,
                                                      monkeypatch):
     src = write_ct(tmp_path / 'ct.nii.gz', shape=(8, 8, 4))
     loads = []
-    monkeypatch.setattr(inference.nib, 'load',
+    monkeypatch.setattr(nib, 'load',
                         lambda *a, **k: loads.append(a) or None)
     with pytest.raises(ValueError, match='batch size must be an integer '
                        f'>= 1, got {bad!r}'):
@@ -130,7 +129,7 @@ def test_write_errors_name_the_file_and_the_rest_is_written(
             raise OSError(errno.ENOSPC, 'No space left on device', path)
         return real_save(img, path)
 
-    monkeypatch.setattr(inference.nib, 'save', full_disk)
+    monkeypatch.setattr(nib, 'save', full_disk)
     failed = []
     written = segment_path(ForgetfulThreshold(), str(src), str(out),
                            threshold_pipeline(), progress=False,

@@ -14,8 +14,8 @@ from mmengine.config import Config
 from mmengine.structures import PixelData
 from mmseg.structures import SegDataSample
 
-from medssl.apis.inference import (build_slice_pipeline, inference_volume,
-                                   segment_path)
+from medssl.apis.inference import build_slice_pipeline, inference_volume
+from medssl.apis.segment_files import segment_path
 from medssl.datasets.converters import ct_io
 from medssl.utils import register_all_modules
 

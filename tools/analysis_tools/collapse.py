@@ -64,7 +64,8 @@ def main(argv=None):
     args = parse_args(argv)
     from mmengine.config import Config
 
-    from medssl.analysis.embeddings import analyze_checkpoints, save_report
+    from medssl.analysis.collapse_report import (analyze_checkpoints,
+                                                 save_report)
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
