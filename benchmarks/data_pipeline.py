@@ -82,7 +82,7 @@ def bench_converter(tmp, cases, shape, repeat):
     from medssl.datasets.converters import (CaseSpec, ConvertOptions,
                                             convert_cases)
     from medssl.datasets.converters.ct_io import encode_hu
-    from medssl.datasets.phantoms import write_phantom_dataset
+    from medssl.datasets.phantom_writer import write_phantom_dataset
     from medssl.utils.benchmark import time_calls
     raw = osp.join(tmp, 'raw')
     paths = write_phantom_dataset(raw, 'btcv', num_cases=cases, seed=0,
@@ -176,7 +176,7 @@ def bench_config(cfg_path, data_root, batch_size, steps):
 
 def make_phantom_slices(tmp, cases):
     from medssl.datasets.converters import convert_abdomen1k
-    from medssl.datasets.phantoms import write_phantom_dataset
+    from medssl.datasets.phantom_writer import write_phantom_dataset
     raw = osp.join(tmp, 'abdomen1k_raw')
     write_phantom_dataset(raw, 'abdomen1k', num_cases=cases, seed=0,
                           shape=(128, 128, 16))
