@@ -21,6 +21,8 @@ data pipeline against a measured training step, slice storage formats.
 3. **Slice storage**: 16-bit PNG (the converters' level 1 + RLE, cv2's
    default level 3) vs ``.npy`` (uint16): bytes, read and write slices/s.
 
+The phantom inputs of the three parts are made by ``_phantom_data.py``.
+
 Usage::
 
     python benchmarks/data_pipeline.py [--cases 3] [--shape 512 512 24]
@@ -37,6 +39,8 @@ import shutil
 import sys
 import tempfile
 import time
+
+from _phantom_data import abdomen1k_slices, btcv_case_specs, encoded_slices
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIGS = {
@@ -79,16 +83,10 @@ def bench_converter(tmp, cases, shape, repeat):
     import nibabel as nib
     import numpy as np
 
-    from medssl.datasets.converters import (CaseSpec, ConvertOptions,
-                                            convert_cases)
+    from medssl.datasets.converters import ConvertOptions, convert_cases
     from medssl.datasets.converters.ct_io import encode_hu
-    from medssl.datasets.phantoms import write_phantom_dataset
     from medssl.utils.benchmark import time_calls
-    raw = osp.join(tmp, 'raw')
-    paths = write_phantom_dataset(raw, 'btcv', num_cases=cases, seed=0,
-                                  shape=shape)
-    specs = [CaseSpec(osp.basename(p)[:-7], p, q)
-             for p, q in zip(paths[::2], paths[1::2])]
+    specs = btcv_case_specs(tmp, cases, shape)
     base_dir = osp.join(tmp, 'baseline')
 
     def baseline():
@@ -174,26 +172,12 @@ def bench_config(cfg_path, data_root, batch_size, steps):
         workers_to_hide_data=max(1, math.ceil(data / step)))
 
 
-def make_phantom_slices(tmp, cases):
-    from medssl.datasets.converters import convert_abdomen1k
-    from medssl.datasets.phantoms import write_phantom_dataset
-    raw = osp.join(tmp, 'abdomen1k_raw')
-    write_phantom_dataset(raw, 'abdomen1k', num_cases=cases, seed=0,
-                          shape=(128, 128, 16))
-    out = osp.join(tmp, 'abdomen1k_slices')
-    convert_abdomen1k(raw, out, progress=False)
-    return out
-
-
 def bench_storage(tmp, n):
     import cv2
     import numpy as np
 
     from medssl.datasets.converters import PNG_PARAMS
-    from medssl.datasets.converters.ct_io import canonical_to_slice, encode_hu
-    from medssl.datasets.phantoms import make_phantom_case
-    case = make_phantom_case(1, 'btcv', shape=(512, 512, n), vary=False)
-    slices = [encode_hu(canonical_to_slice(case['hu'], z)) for z in range(n)]
+    slices = encoded_slices(n)
     res = {}
     params = dict(png1=PNG_PARAMS, png3=[cv2.IMWRITE_PNG_COMPRESSION, 3])
     for fmt in ('png1', 'png3', 'npy'):
@@ -260,7 +244,7 @@ def main(argv=None):
                 f"{conv['slices']} slices (goal: ratio >= 0.8 on 1 thread)\n"
                 + format_table(rows, ('run', 'time', 'raw / run')))
         if 'pipeline' not in args.skip:
-            root = make_phantom_slices(tmp, args.cases)
+            root = abdomen1k_slices(tmp, args.cases)
             pipe = {}
             for name, path in CONFIGS.items():
                 bs = None if name.startswith('tiny') else args.full_batch_size

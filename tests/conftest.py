@@ -33,7 +33,7 @@ def _medssl_default_scope():
 
 
 def _phantoms(factory, dataset, **kwargs):
-    from medssl.datasets.phantoms import write_phantom_dataset
+    from medssl.datasets.phantom_writer import write_phantom_dataset
     root = str(factory.mktemp(f'phantom_{dataset}'))
     write_phantom_dataset(root, dataset, shape=(64, 64, 12), **kwargs)
     return root

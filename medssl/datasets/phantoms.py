@@ -1,4 +1,9 @@
-"""CT-like NIfTI phantoms in the BTCV and AbdomenCT-1K raw layouts.
+"""One CT-like phantom case in the BTCV or AbdomenCT-1K label layout.
+
+:func:`make_phantom_case` draws a case's latent factors, renders its
+anatomy, stores it as int16 with a per-case scaling, FOV padding and native
+orientation; :mod:`.phantom_writer` writes cases as a dataset's raw NIfTI
+files.
 
 Everything is deterministic given ``seed`` (and the case ``index``). A
 phantom is built in the canonical RAS+ frame (array ``vol[x, y, z]``: index
@@ -6,12 +11,13 @@ phantom is built in the canonical RAS+ frame (array ``vol[x, y, z]``: index
 towards Superior) and then stored in a per-case *native* orientation with a
 non-identity affine, so converters must reorient it back.
 
-The anatomy (:mod:`.phantom_anatomy`, tables in :mod:`.phantom_factors`) is
-a hard, CT-like proxy: 13 labelled organs plus unlabelled muscles, fat,
-bones, bowel, lungs, heart and pelvis, every one varying per case, so that
-a randomly initialised network is not already a good embedding and
-variation lives in many factors. Latent factors of a case (``factors`` in
-the returned dict; ranges, nominal value with ``vary=False`` in brackets):
+The anatomy (:mod:`.phantom_anatomy` on a :mod:`.phantom_canvas`, tables
+in :mod:`.phantom_factors`) is a hard, CT-like proxy: 13 labelled organs
+plus unlabelled muscles, fat, bones, bowel, lungs, heart and pelvis, every
+one varying per case, so that a randomly initialised network is not already
+a good embedding and variation lives in many factors. Latent factors of a
+case (``factors`` in the returned dict; ranges, nominal value with
+``vary=False`` in brackets):
 
 - geometry: in-plane size +-8 voxels, +0..3 slices; spacing 0.6-1.0 mm
   in-plane, slices 2.5 / 3 / 5 mm; orientation (7 axcodes); int16 scaling
@@ -63,33 +69,22 @@ the returned dict; ranges, nominal value with ``vary=False`` in brackets):
 Label ids: BTCV 0..13 (see ``BTCV_LABELS``), AbdomenCT-1K 0..4
 (background, liver, kidney, spleen, pancreas).
 """
-import os
-import os.path as osp
 from typing import Dict, List, Optional, Sequence, Tuple
 
-import nibabel as nib
 import numpy as np
 from nibabel.orientations import (apply_orientation, axcodes2ornt,
                                   inv_ornt_aff, ornt_transform)
 
-from .phantom_anatomy import btcv_to_layout, render_anatomy
+from .phantom_anatomy import render_anatomy
 from .phantom_factors import sample_factors
 
-__all__ = [
-    'BTCV_CASE_IDS', 'BTCV_LABELS', 'ABDOMEN1K_LABELS', 'BROKEN_KINDS',
-    'make_phantom_case', 'write_phantom_dataset', 'phantom_case_names'
-]
+__all__ = ['BTCV_LABELS', 'ABDOMEN1K_LABELS', 'make_phantom_case']
 
-BTCV_CASE_IDS = tuple(list(range(1, 11)) + list(range(21, 41)))
 BTCV_LABELS = ('background', 'spleen', 'right kidney', 'left kidney',
                'gallbladder', 'esophagus', 'liver', 'stomach', 'aorta',
                'inferior vena cava', 'portal and splenic vein', 'pancreas',
                'right adrenal gland', 'left adrenal gland')
 ABDOMEN1K_LABELS = ('background', 'liver', 'kidney', 'spleen', 'pancreas')
-
-#: Deliberately broken inputs ``write_phantom_dataset(broken=...)`` can make.
-BROKEN_KINDS = ('truncated', 'shape_mismatch', 'affine_mismatch',
-                'float_labels', 'unknown_labels')
 
 # BTCV id -> AbdomenCT-1K id (liver 1, kidneys 2, spleen 3, pancreas 4)
 _A1K_OF_BTCV = [0, 3, 2, 2, 0, 0, 1, 0, 0, 0, 0, 4, 0, 0]
@@ -101,6 +96,11 @@ _AXCODES = [('L', 'P', 'S'), ('R', 'A', 'S'), ('L', 'A', 'S'),
 _SCALINGS = [(1.0, -1024.0, None), (1.0, 0.0, -2048.0),
              (0.5, -1024.0, -3024.0), (1.0, -1024.0, -2048.0),
              (2.0, 0.0, None)]
+
+
+def btcv_to_layout(labels: np.ndarray, mapping: List[int]) -> np.ndarray:
+    """Map BTCV ids to another dataset's ids (``mapping[btcv_id]``)."""
+    return np.asarray(mapping, np.uint8)[labels]
 
 
 def _case_rng(seed: int, index: int) -> np.random.Generator:
@@ -204,109 +204,3 @@ def make_phantom_case(seed: int,
         pad_hu=pad_hu,
         spacing=spacing,
         factors=factors)
-
-
-def phantom_case_names(layout: str, num_cases: int,
-                       case_ids: Optional[Sequence[int]] = None
-                       ) -> List[str]:
-    """Case ids (image stems without channel suffix) the writer uses."""
-    if layout == 'btcv':
-        ids = list(case_ids) if case_ids is not None else \
-            list(BTCV_CASE_IDS[:num_cases])
-        if case_ids is None and num_cases > len(BTCV_CASE_IDS):
-            raise ValueError('BTCV has at most 30 training cases')
-        return [f'img{i:04d}' for i in ids]
-    if layout == 'abdomen1k':
-        ids = list(case_ids) if case_ids is not None else \
-            list(range(1, num_cases + 1))
-        return [f'Case_{i:05d}' for i in ids]
-    raise ValueError(f'unknown layout {layout!r}')
-
-
-def save_nifti(data: np.ndarray, affine: np.ndarray, path: str,
-               slope: float = 1.0, inter: float = 0.0) -> None:
-    img = nib.Nifti1Image(data, affine)
-    img.header.set_xyzt_units('mm', 'sec')
-    if data.dtype == np.int16:
-        img.header.set_slope_inter(slope, inter)
-    os.makedirs(osp.dirname(path), exist_ok=True)
-    nib.save(img, path)
-
-
-def _paths(root: str, layout: str, name: str, index: int,
-           num_cases: int) -> Tuple[str, str]:
-    if layout == 'btcv':
-        num = name[len('img'):]
-        return (osp.join(root, 'RawData', 'Training', 'img', f'{name}.nii.gz'),
-                osp.join(root, 'RawData', 'Training', 'label',
-                         f'label{num}.nii.gz'))
-    part = 1 if index < (num_cases + 1) // 2 else 2
-    return (osp.join(root, f'AbdomenCT-1K-ImagePart{part}',
-                     f'{name}_0000.nii.gz'),
-            osp.join(root, 'Mask', f'{name}.nii.gz'))
-
-
-def write_phantom_dataset(root: str,
-                          layout: str = 'btcv',
-                          num_cases: int = 4,
-                          seed: int = 0,
-                          shape: Sequence[int] = (64, 64, 12),
-                          broken: Sequence[str] = (),
-                          case_ids: Optional[Sequence[int]] = None,
-                          with_labels: bool = True,
-                          **case_kwargs) -> List[str]:
-    """Write ``num_cases`` phantoms in a dataset's raw layout.
-
-    BTCV: ``RawData/Training/img/img0001.nii.gz`` and
-    ``RawData/Training/label/label0001.nii.gz`` (ids 0001-0010, 0021-0040
-    in that order, or ``case_ids``). AbdomenCT-1K:
-    ``AbdomenCT-1K-ImagePart{1,2}/Case_00001_0000.nii.gz`` (first half of
-    the cases in Part1, the rest in Part2) and ``Mask/Case_00001.nii.gz``.
-
-    ``broken``: kinds from :data:`BROKEN_KINDS`; the i-th kind breaks the
-    i-th case counted from the *last* one (so the first cases stay valid).
-    'truncated' truncates the image .gz, 'shape_mismatch' / 'affine_mismatch'
-    write a label that does not match its image, 'float_labels' stores
-    non-integer label values, 'unknown_labels' adds an out-of-range id.
-
-    Returns the written paths (image, then label, per case).
-    """
-    names = phantom_case_names(layout, num_cases, case_ids)
-    for kind in broken:
-        if kind not in BROKEN_KINDS:
-            raise ValueError(f'unknown broken kind {kind!r}')
-    if len(broken) > len(names):
-        raise ValueError('more broken kinds than cases')
-    broken_of = {names[len(names) - 1 - i]: k for i, k in enumerate(broken)}
-    written = []
-    for index, name in enumerate(names):
-        case = make_phantom_case(seed, layout, shape, index=index,
-                                 **case_kwargs)
-        img_path, lbl_path = _paths(root, layout, name, index, len(names))
-        save_nifti(case['data'], case['affine'], img_path, case['slope'],
-                   case['inter'])
-        written.append(img_path)
-        kind = broken_of.get(name)
-        if with_labels or kind in ('shape_mismatch', 'affine_mismatch',
-                                   'float_labels', 'unknown_labels'):
-            lbl = case['label_data']
-            lbl_affine = case['affine']
-            if kind == 'shape_mismatch':
-                lbl = lbl[:, :, :-1] if lbl.shape[2] > 1 else lbl[:-1]
-            elif kind == 'affine_mismatch':
-                lbl_affine = lbl_affine.copy()
-                lbl_affine[:3, 3] += 25.0
-            elif kind == 'float_labels':
-                lbl = lbl.astype(np.float32)
-                lbl[lbl > 0] += 0.5
-            elif kind == 'unknown_labels':
-                lbl = lbl.copy()
-                lbl.flat[lbl.size // 2] = 99
-            save_nifti(np.ascontiguousarray(lbl), lbl_affine, lbl_path)
-            written.append(lbl_path)
-        if kind == 'truncated':
-            with open(img_path, 'rb') as f:
-                blob = f.read()
-            with open(img_path, 'wb') as f:
-                f.write(blob[:len(blob) // 2])
-    return written

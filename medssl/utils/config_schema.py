@@ -20,33 +20,24 @@ each sub-dict names:
 * the dataloaders, their samplers, datasets (wrappers recursively) and
   pipelines; evaluators; visualizer; log processor; randomness.
 
-A class whose ``__init__`` takes ``**kwargs`` accepts any key, unless its
-source forwards them to ``super().__init__`` -- then the parent's arguments
-are the rest of the schema (mmseg heads -> ``BaseDecodeHead``, scheduler
-mixins -> the parameter scheduler) -- or it is listed in
-:data:`CLOSED_KWARGS` (classes that pass ``**kwargs`` where every name is
-already taken). Unknown types are left to the builders, which name them.
+The keys a class accepts come from :func:`.signature_keys.accepted_keys`
+(a class that swallows ``**kwargs`` accepts any key). Unknown types are
+left to the builders, which name them.
 
 A violation is a :class:`~medssl.utils.config.ConfigKeyError` with one line:
 ``<config>: unknown key 'optim_wrapper.optimizer.lrr' for SGD; did you mean
 'lr'?``.
 """
 import difflib
-import functools
-import inspect
-import re
 from typing import Any, Callable, Iterable, Optional
 
 from .config import ConfigKeyError
+from .signature_keys import accepted_keys
 
-__all__ = ['check_config_schema', 'accepted_keys', 'CLOSED_KWARGS']
+__all__ = ['check_config_schema']
 
 #: keys mmengine's builders handle themselves in every ``dict(type=...)``
 _BUILDER_KEYS = frozenset({'type', '_scope_', '_delete_'})
-#: ``**kwargs`` of these classes go to a call whose every argument is
-#: already set by the class: any extra key is an error there (at the first
-#: checkpoint save for ``CheckpointHook``, after hours of training).
-CLOSED_KWARGS = frozenset({'CheckpointHook'})
 #: what ``Runner.build_dataloader`` pops before ``DataLoader(**cfg)``
 _DATALOADER_EXTRA = frozenset({
     'dataset', 'sampler', 'batch_sampler', 'collate_fn', 'worker_init_fn',
@@ -56,50 +47,6 @@ _PARAMWISE_KEYS = frozenset({
     'custom_keys', 'bias_lr_mult', 'bias_decay_mult', 'norm_decay_mult',
     'dwconv_decay_mult', 'flat_decay_mult', 'dcn_offset_lr_mult',
     'bypass_duplicate'})
-_KW = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-
-
-def _forwards_kwargs(init: Callable, name: str) -> bool:
-    """Whether ``init``'s source passes ``**name`` on to the parent's
-    ``__init__`` (``super().__init__(..., **kwargs)``)."""
-    try:
-        src = inspect.getsource(init)
-    except (OSError, TypeError):
-        return False
-    return re.search(r'super\([^)]*\)\s*\.\s*__init__\((?:[^()]|\([^()]*\))*'
-                     r'\*\*' + re.escape(name) + r'\b', src) is not None
-
-
-@functools.lru_cache(maxsize=None)
-def accepted_keys(obj: Any) -> Optional[frozenset]:
-    """Keyword arguments a registered class (or function) accepts, or None
-    when it accepts any (``**kwargs`` not forwarded to a parent)."""
-    if not inspect.isclass(obj):
-        try:
-            params = inspect.signature(obj).parameters
-        except (TypeError, ValueError):
-            return None
-        if any(p.kind == p.VAR_KEYWORD for p in params.values()):
-            return None
-        return frozenset(n for n, p in params.items() if p.kind in _KW)
-    names = set()
-    for klass in obj.__mro__:
-        init = klass.__dict__.get('__init__')
-        if init is None:
-            continue
-        if klass is object:  # no __init__ of its own: takes no argument
-            return frozenset(names - {'self'})
-        try:
-            params = inspect.signature(init).parameters
-        except (TypeError, ValueError):
-            return None
-        names |= {n for n, p in params.items() if p.kind in _KW}
-        var_kw = [p.name for p in params.values() if p.kind == p.VAR_KEYWORD]
-        if not var_kw or obj.__name__ in CLOSED_KWARGS:
-            return frozenset(names - {'self'})
-        if not _forwards_kwargs(init, var_kw[0]):
-            return None
-    return None
 
 
 class _Checker:

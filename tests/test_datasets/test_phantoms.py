@@ -4,8 +4,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from medssl.datasets.phantoms import (BTCV_LABELS, make_phantom_case,
-                                      write_phantom_dataset)
+from medssl.datasets.phantom_writer import write_phantom_dataset
+from medssl.datasets.phantoms import BTCV_LABELS, make_phantom_case
 
 
 def test_deterministic_by_seed():

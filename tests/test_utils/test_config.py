@@ -1,7 +1,7 @@
 """medssl.utils.config: unknown / misspelt top-level keys are errors with a
 "did you mean", helper variables of the shipped configs are not;
 medssl.utils.config_schema: the same below the top level, against the
-signatures of the registered classes (issue 16)."""
+signatures of the registered classes (medssl.utils.signature_keys; issue 16)."""
 import copy
 import glob
 import os.path as osp
@@ -11,7 +11,8 @@ import pytest
 from mmengine.config import Config
 
 from medssl.utils.config import KNOWN_KEYS, ConfigKeyError, check_config_keys
-from medssl.utils.config_schema import accepted_keys, check_config_schema
+from medssl.utils.config_schema import check_config_schema
+from medssl.utils.signature_keys import accepted_keys
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 MOCO = osp.join(ROOT, 'configs/selfsup/mocov2/mocov2_r18_1xb4-6it_phantom.py')

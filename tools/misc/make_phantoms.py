@@ -27,10 +27,11 @@ def main(argv=None):
                    help='write images only')
     p.add_argument('--broken', nargs='*', default=[], metavar='KIND',
                    help='also write broken cases of these kinds (converter '
-                   'error tests; kinds: medssl.datasets.phantoms.'
+                   'error tests; kinds: medssl.datasets.phantom_writer.'
                    'BROKEN_KINDS)')
     args = p.parse_args(argv)
-    from medssl.datasets.phantoms import BROKEN_KINDS, write_phantom_dataset
+    from medssl.datasets.phantom_writer import (BROKEN_KINDS,
+                                                write_phantom_dataset)
     unknown = sorted(set(args.broken) - set(BROKEN_KINDS))
     if unknown:
         p.error(f'--broken: unknown kinds {unknown} (choose from '

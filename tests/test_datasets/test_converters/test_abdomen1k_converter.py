@@ -11,7 +11,8 @@ from medssl.datasets.converters import (ConversionError, convert_abdomen1k,
                                         find_abdomen1k_cases)
 from medssl.datasets.converters.ct_io import (canonical_to_slice, decode_hu,
                                               read_slice)
-from medssl.datasets.phantoms import make_phantom_case, write_phantom_dataset
+from medssl.datasets.phantom_writer import write_phantom_dataset
+from medssl.datasets.phantoms import make_phantom_case
 
 
 def test_find_cases_over_parts(phantom_abdomen1k_root):

@@ -16,7 +16,8 @@ from medssl.datasets.converters.common import (CaseSpec, ConvertOptions,
                                                convert_case, is_case_done)
 from medssl.datasets.converters.ct_io import (canonical_to_slice, decode_hu,
                                               read_slice, slices_to_canonical)
-from medssl.datasets.phantoms import make_phantom_case, write_phantom_dataset
+from medssl.datasets.phantom_writer import write_phantom_dataset
+from medssl.datasets.phantoms import make_phantom_case
 
 PHANTOM_IDS = (1, 2, 3, 39, 40)  # as in tests/conftest.py
 META_KEYS = {

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from medssl.datasets.converters import ConversionError, convert_abdomen1k
-from medssl.datasets.phantoms import write_phantom_dataset
+from medssl.datasets.phantom_writer import write_phantom_dataset
 
 ROOT = osp.join(osp.dirname(__file__), '..', '..', '..')
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from medssl.datasets.converters import convert_abdomen1k, convert_btcv
-from medssl.datasets.phantoms import write_phantom_dataset
+from medssl.datasets.phantom_writer import write_phantom_dataset
 
 
 def _split(tmp_path):
