@@ -57,7 +57,7 @@ BENCHMARK_ONLY = ('decor-full', )
 def model_config(name: str, depth: int = 18, *, queue_len: int = 65536,
                  feat_dim: int = 128, hid_channels: Optional[int] = None,
                  local_hid_channels: int = 512, momentum: float = 0.999,
-                 num_groups: Optional[int] = None, method: str = 'eigh',
+                 num_groups: Optional[int] = None,
                  grid_size: int = 4, algorithm: Optional[str] = None) -> dict:
     """The R``depth`` model config of variant ``name``.
 
@@ -87,8 +87,7 @@ def model_config(name: str, depth: int = 18, *, queue_len: int = 65536,
         return cfg
     decor = sw['decorrelation']
     if decor is not None:
-        decor = dict(decor, type='EigenDecorrelationNeck', in_channels=c4,
-                     method=method)
+        decor = dict(decor, type='EigenDecorrelationNeck', in_channels=c4)
         if num_groups and decor['num_groups'] > 1:
             decor['num_groups'] = num_groups
     local = sw['local']

@@ -8,8 +8,8 @@ import torch.distributed as dist
 from mmengine.model import BaseModule
 
 from medssl.registry import MODELS
-from ..utils.whitening import (apply_grouped_whitening, grouped_moments,
-                               inv_sqrt_cov, moments_to_mean_cov)
+from ..utils.whitening import (apply_grouped_whitening, eigh_inv_sqrt,
+                               grouped_moments, moments_to_mean_cov)
 
 __all__ = ['EigenDecorrelationNeck']
 
@@ -86,9 +86,6 @@ class EigenDecorrelationNeck(BaseModule):
         shuffle_groups: redraw the channel -> group assignment every step.
         eps: added to the covariance diagonal.
         momentum: running-statistics momentum.
-        method: ``'eigh'`` (exact, guarded backward) or ``'newton_schulz'``
-            (the benchmark's comparison).
-        ns_iters: Newton-Schulz iterations.
         sync_stats: all-reduce statistics across ranks in train mode.
         shuffle_seed: seed of the group permutations.
     """
@@ -99,23 +96,18 @@ class EigenDecorrelationNeck(BaseModule):
                  shuffle_groups: bool = False,
                  eps: float = 1e-5,
                  momentum: float = 0.1,
-                 method: str = 'eigh',
-                 ns_iters: int = 5,
                  sync_stats: bool = True,
                  shuffle_seed: int = 0,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg)
         assert in_channels % num_groups == 0, \
             f'num_groups={num_groups} must divide in_channels={in_channels}'
-        assert method in ('eigh', 'newton_schulz'), method
         self.in_channels = in_channels
         self.num_groups = num_groups
         self.group_channels = in_channels // num_groups
         self.shuffle_groups = shuffle_groups and num_groups > 1
         self.eps = eps
         self.momentum = momentum
-        self.method = method
-        self.ns_iters = ns_iters
         self.sync_stats = sync_stats
         self.shuffle_seed = shuffle_seed
         # Eval whitening: full width unless training used fixed groups.
@@ -169,7 +161,7 @@ class EigenDecorrelationNeck(BaseModule):
                           'regularises it (use more groups).')
             self._warned_rank = True
         mean, cov = moments_to_mean_cov(sum_x, sum_xx, count, self.eps)
-        return mean, cov, inv_sqrt_cov(cov, self.method, self.ns_iters), m
+        return mean, cov, eigh_inv_sqrt(cov), m
 
     @torch.no_grad()
     def _full_covariance(self, x2d: torch.Tensor,
@@ -228,7 +220,7 @@ class EigenDecorrelationNeck(BaseModule):
             ])
             eye = torch.eye(ce, dtype=cov.dtype, device=cov.device)
             blocks = 0.5 * (blocks + blocks.transpose(-1, -2)) + self.eps * eye
-            w = inv_sqrt_cov(blocks, 'eigh')
+            w = eigh_inv_sqrt(blocks)
             self.running_whitening.copy_(w.to(self.running_whitening.dtype))
             self._whitening_step = step
         return self.running_whitening

@@ -234,16 +234,6 @@ def test_train_step_and_exact_resume():
         assert outs[0][k].item() == pytest.approx(outs[1][k].item(), abs=1e-6)
 
 
-def test_newton_schulz_variant_trains():
-    torch.manual_seed(0)
-    cfg = _cfg()
-    cfg['decorrelation']['method'] = 'newton_schulz'
-    model = MODELS.build(cfg)
-    wrapper = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.05))
-    log_vars = model.train_step(_data(*_batch()), wrapper)
-    assert all(torch.isfinite(v) for v in log_vars.values())
-
-
 @pytest.mark.parametrize('variant', list(SWITCHES))
 def test_every_variant_trains_with_its_switches(variant):
     """One train step of every variant of the table: the loss terms and

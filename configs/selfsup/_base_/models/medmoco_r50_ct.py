@@ -21,15 +21,14 @@ local_head = dict(type='LocalPatchContrastiveHead', grid_size=4, temperature=0.2
 # Contribution 2: decorrelation by eigendecomposition, chosen by the ablation
 # (README, "Does the method work?"): ZCA whitening of the final backbone
 # features before the projector, on 32 groups of 64 channels redrawn every
-# step (every channel pair over time; running covariance for eval), plus a
-# spectral decorrelation loss on the backbone's pooled features (the forward
-# whitening alone leaves the backbone collapsed).
+# step (every channel pair over time; running covariance for eval), plus an
+# effective-rank (spectral entropy) loss on the backbone's pooled features
+# (the forward whitening alone leaves the backbone collapsed).
 decorrelation = dict(
     type='EigenDecorrelationNeck',
     in_channels=2048,
     num_groups=32,
     shuffle_groups=True,
     eps=1e-5,
-    momentum=0.1,
-    method='eigh')
-decorrelation_loss = dict(type='SpectralDecorrelationLoss', loss_weight=1.0)
+    momentum=0.1)
+decorrelation_loss = dict(type='EffectiveRankLoss', loss_weight=1.0)
