@@ -36,20 +36,19 @@ def run_conversion(specs: Sequence[CaseSpec], out_dir: str,
     opts = ConvertOptions(label_ids=label_ids, require_label=require_label,
                           keep_empty=keep_empty,
                           min_body_fraction=min_body_fraction,
-                          threads=auto_threads(threads, nproc),
+                          threads=auto_threads(threads),
                           img_format=img_format)
     converted, skipped = convert_cases(specs, out_dir, opts, nproc, on_error,
                                        progress, after_slice)
     return converted, skipped, opts
 
 
-def auto_threads(threads: Optional[int], nproc: int) -> int:
+def auto_threads(threads: Optional[int]) -> int:
     """Slice-writing threads per case: ``threads`` if given, else 1.
 
     (Threads help only on idle cores: on a loaded 2-core machine 2 threads
     were slower than 1 in benchmarks/data_pipeline.py, so 1 is the default;
-    ``nproc`` is the main knob.)"""
-    del nproc
+    ``nproc``, the processes, is the main knob.)"""
     return max(1, int(threads)) if threads is not None else 1
 
 

@@ -170,12 +170,9 @@ class VolumeDiceMetric(BaseMetric):
                 pred_np = pred.cpu().numpy()
                 pred_np = np.where(gt_np == self.ignore_index, 0, pred_np)
                 gt_np = np.where(gt_np == self.ignore_index, 0, gt_np)
-                if self.hd95_store is None:
-                    self.hd95_store = StreamingHD95(self._organs(),
-                                                    self.data_root)
-                self.hd95_store.add(case, z, ds['img_path'],
-                                    pred_np.astype(np.uint8),
-                                    gt_np.astype(np.uint8))
+                self._hd95().add(case, z, ds['img_path'],
+                                 pred_np.astype(np.uint8),
+                                 gt_np.astype(np.uint8))
 
     def _check_pred_dir(self, ds) -> None:
         """Refuse (once) a ``pred_dir`` that is the folder of the input
@@ -200,7 +197,7 @@ class VolumeDiceMetric(BaseMetric):
             self._reset()
 
     def _hd95(self) -> StreamingHD95:
-        # a rank may have seen no slice (more ranks than slices)
+        # made at the first slice, or at evaluate on a rank that saw none
         if self.hd95_store is None:
             self.hd95_store = StreamingHD95(self._organs(), self.data_root)
         return self.hd95_store

@@ -83,22 +83,26 @@ class VolumeScores:
                   f'volumes:\n{table.get_string()}\n{summary}',
                   logger='current')
 
-    def _case(self, i: int) -> dict:
+    def _case(self, i: int, dice_mean: np.ndarray,
+              hd_mean: Optional[np.ndarray]) -> dict:
+        """Case ``i``'s JSON entry; ``*_mean``: the per-case means."""
         organs = [self.names[k] for k in self.organs]
         out = dict(
-            mean=_num(mean_per_case(self.dice)[0][i]),
+            mean=_num(dice_mean[i]),
             dice=dict(zip(organs, map(_num, self.dice[i]))),
             missed=[o for o, s in zip(organs, self.status[i]) if s == MISSED],
             false_positive=[o for o, s in zip(organs, self.status[i])
                             if s == FALSE_POSITIVE])
         if self.hd is not None:
-            out['hd95_mean_mm'] = _num(mean_per_case(self.hd)[0][i], 1.)
+            out['hd95_mean_mm'] = _num(hd_mean[i], 1.)
             out['hd95_mm'] = {o: _num(v, 1.) for o, v in zip(organs,
                                                              self.hd[i])}
         return out
 
     def write_json(self, path: str, metrics: Dict[str, float]) -> None:
         """Everything, per case and per organ, to ``path`` (atomically)."""
+        dice_mean = mean_per_case(self.dice)[0]
+        hd_mean = None if self.hd is None else mean_per_case(self.hd)[0]
         out = dict(
             mDice=metrics['mDice'],
             metrics=dict(metrics),
@@ -107,7 +111,8 @@ class VolumeScores:
             'positive (prediction only) -> Dice 0 and HD95 = volume diagonal '
             '(mm); means over volumes of the per-volume mean over organs',
             organs=[self.names[k] for k in self.organs],
-            per_case={c: self._case(i) for i, c in enumerate(self.cases)})
+            per_case={c: self._case(i, dice_mean, hd_mean)
+                      for i, c in enumerate(self.cases)})
         atomic_write_bytes(path, json.dumps(out, indent=2).encode(),
                            durable=False)
         print_log(f'VolumeDiceMetric: wrote {path}', logger='current')
