@@ -14,8 +14,8 @@ from collections import OrderedDict
 from typing import Dict, Optional, Sequence
 
 import numpy as np
-import torch
 
+from medssl.utils.atomic import atomic_write_bytes
 from .embeddings import (EMBEDDING_TYPES, _quiet_init_weights,
                          build_slice_dataset, build_ssl_model,
                          default_eval_pipeline, extract_embeddings,
@@ -43,7 +43,8 @@ def analyze_checkpoints(cfg,
     is built, so a ``'random'`` checkpoint (the random-init baseline) and
     the augmented views are the same in every run with that seed."""
     if device is None:
-        device = 'cuda' if torch.cuda.is_available() else 'cpu'
+        from medssl.cli import resolve_device
+        device = resolve_device('auto')
     from medssl.utils import register_all_modules
     register_all_modules()
     dataset = build_slice_dataset(cfg, default_eval_pipeline(cfg, img_size),
@@ -111,7 +112,7 @@ def save_report(report: Dict,
     os.makedirs(out_dir, exist_ok=True)
     json_path = osp.join(out_dir, f'{name}.json')
     png_path = osp.join(out_dir, f'{name}.png')
-    with open(json_path, 'w') as f:
-        json.dump(report, f, indent=1)
+    atomic_write_bytes(json_path, json.dumps(report, indent=1).encode(),
+                       durable=False)
     plot_spectra(report, png_path)
     return json_path, png_path

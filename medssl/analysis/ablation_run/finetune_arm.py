@@ -7,6 +7,7 @@ import os.path as osp
 from functools import partial
 from typing import Callable, Dict, List, Optional, Tuple
 
+from medssl.utils.atomic import atomic_write_bytes
 from medssl.utils.process import REPO, schedule_options
 from .paths import FINETUNE
 from .stages import run_parallel
@@ -96,8 +97,9 @@ def finetune_one(spec: Spec, run, runners: dict,
     test = runner.test(job, trained)
     rec = dict(init=init, recipe=recipe, volumes=k, seed=seed,
                val_mDice=val, test_mDice=test, checkpoint=ckpt)
-    with open(result, 'w') as f:
-        json.dump(rec, f, indent=1)
+    # all or nothing: the file marks the run done for a rerun
+    atomic_write_bytes(result, json.dumps(rec, indent=1).encode(),
+                       durable=False)
     return rec
 
 

@@ -4,22 +4,34 @@ import json
 import os.path as osp
 from typing import List
 
+from medssl.utils.atomic import atomic_write_bytes
 from .paths import collapse_dir, probe_dir
 
 __all__ = ['report', 'report_finetune']
 
 
 def write_outputs(work: str, stem: str, md: str, payload: dict) -> None:
-    """``<work>/<stem>.md`` (the table) and ``<stem>.json`` (its data)."""
-    with open(osp.join(work, f'{stem}.md'), 'w') as f:
-        f.write(md)
-    with open(osp.join(work, f'{stem}.json'), 'w') as f:
-        json.dump(payload, f, indent=1)
+    """``<work>/<stem>.md`` (the table) and ``<stem>.json`` (its data),
+    each written all or nothing."""
+    atomic_write_bytes(osp.join(work, f'{stem}.md'), md.encode(),
+                       durable=False)
+    atomic_write_bytes(osp.join(work, f'{stem}.json'),
+                       json.dumps(payload, indent=1).encode(), durable=False)
+
+
+def _write_report(run, stem: str, title: str, budget: str, seconds: float,
+                  body: str, payload: dict) -> None:
+    """``# title``, the budget line and ``body`` as ``<stem>.md``, with
+    ``payload`` (+ the budget) as ``<stem>.json``; printed too."""
+    md = (f'# {title}\n\nBudget: {budget}. Wall time {seconds / 60:.1f} '
+          f'min.\n\n{body}')
+    write_outputs(run.work, stem, md, dict(budget=budget, **payload))
+    print(md)
 
 
 def report_finetune(run, records: List[dict], seconds: float) -> None:
     """``finetune.md`` / ``finetune.json``: the fine-tuning table."""
-    work, args = run.work, run.args
+    args = run.args
     from medssl.analysis.finetune import (finetune_table,
                                           render_finetune_markdown)
     baselines = [tuple(b.split('=', 1)) for b in args.baselines]
@@ -28,15 +40,14 @@ def report_finetune(run, records: List[dict], seconds: float) -> None:
               f'{args.pretrain_iters} iterations, seeds {args.seeds}; '
               f'fine-tuning: tiny FCN-R18-D8, {args.finetune_iters} '
               f'iterations, seeds {args.finetune_seeds or args.seeds}')
-    md = (f'# Fine-tuning arm\n\nBudget: {budget}. Wall time '
-          f'{seconds / 60:.1f} min.\n\nTest mDice (held-out volumes) mean ± '
-          'sd over seeds; Δ = paired difference on the same seeds and '
-          'labelled volumes, two-sided paired t-test, Holm-corrected over '
-          'every comparison of the table.\n\n'
-          f'{render_finetune_markdown(rows, [b for b, _ in baselines])}\n')
-    write_outputs(work, 'finetune', md,
-                  dict(budget=budget, records=records, rows=rows))
-    print(md)
+    _write_report(
+        run, 'finetune', 'Fine-tuning arm', budget, seconds,
+        'Test mDice (held-out volumes) mean ± sd over seeds; Δ = paired '
+        'difference on the same seeds and labelled volumes, two-sided '
+        'paired t-test, Holm-corrected over every comparison of the '
+        'table.\n\n'
+        f'{render_finetune_markdown(rows, [b for b, _ in baselines])}\n',
+        dict(records=records, rows=rows))
 
 
 def report(run, names: List[str], seconds: float) -> None:
@@ -68,11 +79,10 @@ def report(run, names: List[str], seconds: float) -> None:
               f'{args.pretrain_iters} pretraining iterations, linear probe '
               f'{args.probe_iters} iterations, seeds {args.seeds}, '
               f'intensity level {args.intensity!r}')
-    md = (f'# Ablation\n\nBudget: {budget}. Wall time {seconds / 60:.1f} min.'
-          f'\n\nmean ± sd [95 % CI] over seeds; the last column is the '
-          f'paired mDice difference to MoCo v2 on the same seeds.\n\n'
-          f'{table}\n\nSpectra: spectra.png\n')
-    write_outputs(work, 'ablation', md,
-                  dict(budget=budget, records=records, summary=summary))
     plot_mean_spectra(spectra, osp.join(work, 'spectra.png'))
-    print(md)
+    _write_report(
+        run, 'ablation', 'Ablation', budget, seconds,
+        'mean ± sd [95 % CI] over seeds; the last column is the paired mDice '
+        'difference to MoCo v2 on the same seeds.\n\n'
+        f'{table}\n\nSpectra: spectra.png\n',
+        dict(records=records, summary=summary))

@@ -9,6 +9,8 @@ from typing import Dict, List, Sequence
 
 import numpy as np
 
+from medssl.utils.atomic import atomic_write_bytes
+
 __all__ = ['CSV_FIELDS', 'write_csv', 'read_csv', 'write_summary',
            'format_summary', 'plot_curves']
 
@@ -58,8 +60,8 @@ def write_summary(summary: Dict, path: str) -> None:
             return None
         return x
 
-    with open(path, 'w') as f:
-        json.dump(clean(summary), f, indent=2)
+    atomic_write_bytes(path, json.dumps(clean(summary), indent=2).encode(),
+                       durable=False)
 
 
 def format_summary(summary: Dict, baseline: str = 'random') -> str:

@@ -10,6 +10,7 @@ import sys
 import warnings
 from typing import Callable, Dict, List, Optional, Sequence
 
+from medssl.utils.atomic import atomic_write_bytes
 from medssl.utils.process import run_logged
 from .planning import (Job, backbone_has_init_cfg, repo_root, save_best_key,
                        test_command, train_command)
@@ -208,9 +209,10 @@ def run_jobs(jobs: Sequence[Job],
                 rec['tested'] = checkpoint_kind(ckpt)
             except Exception as exc:  # noqa: BLE001 (keep the protocol going)
                 rec['error'] = f'{type(exc).__name__}: {exc}'[-2000:]
-            os.makedirs(job.work_dir, exist_ok=True)
-            with open(result_path, 'w') as f:
-                json.dump(rec, f, indent=2)
+            # all or nothing: the file marks the run done for a rerun
+            atomic_write_bytes(result_path,
+                               json.dumps(rec, indent=2).encode(),
+                               durable=False)
         records.append(rec)
         if progress:
             bar.update()
